@@ -1,0 +1,1 @@
+"""vrt-finetune data preparation: audio + transcripts → aligned [P]/[W] WebDataset shards."""

@@ -1,0 +1,39 @@
+"""Factories for tests and the demo: an offline test tokenizer and tiny random models.
+
+They live in the package (not in ``tests/``) so the demo, benchmarks and users' own tests can
+build the same small objects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers import VoxtralRealtimeForConditionalGeneration
+
+from vrt_finetune.model import build_model, tiny_config
+from vrt_finetune.tokenizer import StreamingTokenizer, build_test_tokenizer, load_tokenizer
+
+
+def make_test_tokenizer(
+    directory: str | Path, vocab_size: int = 4096, **kwargs
+) -> StreamingTokenizer:
+    """Write a capped-vocabulary streaming ``tekken.json`` into ``directory`` and load it."""
+    return load_tokenizer(build_test_tokenizer(directory, vocab_size=vocab_size, **kwargs))
+
+
+def make_tiny_model(
+    tokenizer: StreamingTokenizer, seed: int = 0, **config_kwargs
+) -> VoxtralRealtimeForConditionalGeneration:
+    """A tiny Voxtral Realtime with random weights whose vocabulary matches ``tokenizer``."""
+    return build_model(tiny_config(tokenizer.vocab_size, **config_kwargs), seed=seed)
+
+
+def save_tiny_checkpoint(
+    directory: str | Path, tokenizer: StreamingTokenizer, seed: int = 0
+) -> Path:
+    """A complete Hugging Face-format model directory (weights, config, ``tekken.json``)."""
+    directory = Path(directory)
+    model = make_tiny_model(tokenizer, seed=seed)
+    model.save_pretrained(directory)
+    (directory / "tekken.json").write_bytes(tokenizer.path.read_bytes())
+    return directory
