@@ -28,5 +28,7 @@ def eval_main() -> int:
 
 
 def export_main() -> int:
-    """``vrt-export``: merged Hugging Face and Mistral-format weights."""
-    return _not_yet("vrt-export", "export")
+    """``vrt-export``: merged Hugging Face and Mistral-format weights, adapter-only export."""
+    from vrt_finetune.export import main
+
+    return main()

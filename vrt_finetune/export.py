@@ -1,0 +1,252 @@
+"""``vrt-export``: a base model (+ a LoRA adapter) → merged Hugging Face, Mistral, adapter-only.
+
+One visible flow (``export``): find and check ``tekken.json``, load the base, load and check the
+adapter, save the adapter alone, merge it with peft's ``merge_and_unload``, cast, then write the
+chosen formats under ``--out``::
+
+    OUT/hf/       config.json, model*.safetensors, tekken.json   (load_model / from_pretrained)
+    OUT/mistral/  params.json, consolidated.safetensors, tekken.json   (vLLM)
+    OUT/adapter/  adapter_config.json, adapter_model.safetensors   (PeftModel.from_pretrained)
+
+Each output is written to a hidden ``.NAME.partial`` directory and renamed when complete, so an
+interrupted export never leaves a half-written model under the final name.
+
+Example::
+
+    vrt-export --base mistralai/Voxtral-Mini-4B-Realtime-2602 --adapter runs/x/adapter \\
+        --out exports/x --formats hf mistral --dtype bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from peft import PeftConfig, PeftModel
+from peft.utils import get_peft_model_state_dict, load_peft_weights
+
+from vrt_finetune.mistral_format import save_mistral_checkpoint
+from vrt_finetune.model import CheckpointError, load_model, resolve_dtype
+from vrt_finetune.tokenizer import TEKKEN_FILE, StreamingTokenizer, TokenizerError, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("hf", "mistral", "adapter")
+"""Output formats; each is written to ``OUT/<format>``."""
+
+
+class ExportError(RuntimeError):
+    """The inputs cannot be exported (missing tokenizer, adapter that does not fit, …)."""
+
+
+def find_tekken(base: str | Path, tokenizer: str | Path | None = None) -> StreamingTokenizer:
+    """The streaming tokenizer to ship: ``tokenizer`` if given, else the base's ``tekken.json``.
+
+    A hub id is looked up in the local Hugging Face cache (or downloaded when online).
+
+    Raises:
+        ExportError: no ``tekken.json`` found, or it is not a streaming Voxtral tokenizer.
+    """
+    candidate = Path(tokenizer) if tokenizer is not None else Path(base)
+    if tokenizer is None and not candidate.exists():
+        from huggingface_hub import hf_hub_download
+
+        try:
+            candidate = Path(hf_hub_download(str(base), TEKKEN_FILE))
+        except Exception as err:  # offline, unknown repo, gated…: all mean "not found"
+            raise ExportError(
+                f"{base}: could not get {TEKKEN_FILE} ({err}); pass --tokenizer PATH"
+            ) from err
+    try:
+        return load_tokenizer(candidate)
+    except TokenizerError as err:
+        raise ExportError(f"{err} Pass --tokenizer PATH to use another file.") from err
+
+
+def load_adapter(model: torch.nn.Module, adapter_dir: str | Path) -> PeftModel:
+    """Wrap ``model`` with the LoRA adapter in ``adapter_dir``; every adapter tensor must fit.
+
+    An adapter whose base differs in widths fails on shapes; one whose base differs in depth or
+    module names leaves LoRA weights unset (missing) or unused (unexpected): all three are errors,
+    since a silently partial merge would be a different model.
+
+    Raises:
+        ExportError: no adapter there, or it does not fit ``model``.
+    """
+    path = Path(adapter_dir)
+    if not (path / "adapter_config.json").is_file():
+        raise ExportError(
+            f"{path}: no adapter_config.json, so this is not a peft adapter directory"
+        )
+    config = PeftConfig.from_pretrained(str(path))
+    named = config.base_model_name_or_path
+    if named and named != model.config.name_or_path:
+        log.warning(
+            "adapter was trained on %r; exporting it onto %r", named, model.config.name_or_path
+        )
+    try:
+        peft_model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise ExportError(f"{path}: adapter does not fit the base model ({err})") from err
+    saved = set(load_peft_weights(str(path), device="cpu"))
+    expected = set(get_peft_model_state_dict(peft_model))
+    missing, unexpected = sorted(expected - saved), sorted(saved - expected)
+    if missing or unexpected:
+        raise ExportError(
+            f"{path}: adapter does not match the base model's modules "
+            f"(missing: {missing[:3]}, unexpected: {unexpected[:3]}); was it trained on this base?"
+        )
+    log.info("loaded adapter %s (%s, %d tensors)", path, config.peft_type, len(saved))
+    return peft_model
+
+
+@contextmanager
+def _staged(final: Path, overwrite: bool) -> Iterator[Path]:
+    """A temporary sibling directory that replaces ``final`` only if the block succeeds."""
+    tmp = final.parent / f".{final.name}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():
+        if not overwrite:  # checked up front too; here in case it appeared meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ExportError(f"{final} appeared during the export; not overwriting it")
+        shutil.rmtree(final)
+    tmp.rename(final)
+
+
+def export(
+    base: str | Path,
+    out: str | Path,
+    formats: Sequence[str] = ("hf", "mistral"),
+    adapter: str | Path | None = None,
+    dtype: str | torch.dtype = "bf16",
+    tokenizer: str | Path | None = None,
+    overwrite: bool = False,
+) -> dict[str, Path]:
+    """Export ``base`` (with ``adapter`` merged, if any) in ``formats`` under ``out``.
+
+    Args:
+        base: Hugging Face-format model directory or hub id (loaded with ``load_model``).
+        out: parent directory; format ``f`` goes to ``out / f``.
+        formats: any of :data:`FORMATS`; ``"adapter"`` needs ``adapter``.
+        adapter: peft LoRA adapter directory to merge (and to copy for ``"adapter"``).
+        dtype: dtype of the written weights. Merging always happens in float32 first.
+        tokenizer: ``tekken.json`` to ship instead of the base's own.
+        overwrite: replace existing output directories.
+
+    Returns:
+        format → written directory.
+
+    Raises:
+        ExportError, CheckpointError: bad inputs (nothing is written then).
+    """
+    formats = list(dict.fromkeys(formats))
+    if bad := [f for f in formats if f not in FORMATS]:
+        raise ExportError(f"unknown format(s) {bad}; choose from {list(FORMATS)}")
+    if not formats:
+        raise ExportError("no output format chosen")
+    if "adapter" in formats and adapter is None:
+        raise ExportError("the 'adapter' format needs --adapter")
+    targets = {f: Path(out) / f for f in formats}
+    if not overwrite and (existing := [str(p) for p in targets.values() if p.exists()]):
+        raise ExportError(f"output exists: {existing}; pass --overwrite to replace it")
+    out_dtype = resolve_dtype(dtype)
+    needs_model = any(f != "adapter" for f in formats)
+    tok = find_tekken(base, tokenizer) if needs_model else None
+
+    # A LoRA delta is small next to W: adding it in bf16 would round part of it away, so merge in
+    # float32 and round once when casting to the output dtype.
+    model = load_model(base, dtype=torch.float32 if adapter is not None else out_dtype)
+    if tok is not None and tok.vocab_size != model.config.text_config.vocab_size:
+        raise ExportError(
+            f"{tok.path} has {tok.vocab_size} ids but the model's vocabulary has "
+            f"{model.config.text_config.vocab_size}; pass the model's own tekken.json"
+        )
+    if adapter is not None:
+        peft_model = load_adapter(model, adapter)
+        if "adapter" in formats:
+            with _staged(targets["adapter"], overwrite) as tmp:
+                peft_model.save_pretrained(str(tmp))
+        model = peft_model.merge_and_unload()
+        if leftovers := [n for n, _ in model.named_parameters() if "lora_" in n]:
+            raise ExportError(f"merge left LoRA tensors behind: {leftovers[:3]}")
+        log.info("merged the adapter into the base model")
+    model = model.to(out_dtype).eval()
+
+    if "hf" in formats:
+        assert tok is not None
+        with _staged(targets["hf"], overwrite) as tmp:
+            model.save_pretrained(str(tmp))
+            shutil.copyfile(tok.path, tmp / TEKKEN_FILE)
+    if "mistral" in formats:
+        assert tok is not None
+        with _staged(targets["mistral"], overwrite) as tmp:
+            save_mistral_checkpoint(model, tmp, tok.path)
+    for f, path in targets.items():
+        log.info("wrote %s format to %s", f, path)
+    return targets
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``vrt-export`` command line."""
+    p = argparse.ArgumentParser(
+        prog="vrt-export",
+        description="Export a Voxtral Realtime model (optionally with a LoRA adapter merged) as "
+        "Hugging Face format, Mistral format (vLLM) and/or the adapter alone.",
+    )
+    p.add_argument("--base", required=True, help="Hugging Face-format model directory or hub id")
+    p.add_argument("--adapter", help="peft LoRA adapter directory to merge into the base")
+    p.add_argument("--out", required=True, help="output parent directory (one subdir per format)")
+    p.add_argument(
+        "--formats",
+        nargs="+",
+        choices=FORMATS,
+        help="what to write (default: hf mistral, plus adapter when --adapter is given)",
+    )
+    p.add_argument(
+        "--dtype",
+        default="bf16",
+        help="dtype of the written weights: bf16 (released), fp16 or fp32 (default: bf16)",
+    )
+    p.add_argument("--tokenizer", help=f"{TEKKEN_FILE} to ship (default: the base's own)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output dirs")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``vrt-export``; returns the process exit status (0 ok, 1 export error, 2 usage)."""
+    args = build_parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    formats = args.formats or ["hf", "mistral", *(["adapter"] if args.adapter else [])]
+    try:
+        written = export(
+            args.base,
+            args.out,
+            formats=formats,
+            adapter=args.adapter,
+            dtype=args.dtype,
+            tokenizer=args.tokenizer,
+            overwrite=args.overwrite,
+        )
+    except (ExportError, CheckpointError, ValueError) as err:
+        print(f"vrt-export: error: {err}", file=sys.stderr)
+        return 1
+    for f, path in written.items():
+        print(f"{f}\t{path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
