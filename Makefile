@@ -42,6 +42,7 @@ $(STAMPS)/venv: pyproject.toml Makefile
 	$(PIP) install -q torch==2.14.1 torchaudio==2.11.0
 	$(PIP) install -q -e '.[align,dev]'
 	$(PIP) install -q --no-deps whisperx==3.8.6
+	$(PY) -m data_prep.nltk_data
 	@touch $@
 
 demo: setup

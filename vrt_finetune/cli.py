@@ -18,13 +18,17 @@ def _not_yet(name: str, what: str) -> int:
 
 
 def train_main() -> int:
-    """``vrt-train``: LoRA fine-tuning (LightningCLI)."""
-    return _not_yet("vrt-train", "LoRA fine-tuning")
+    """``vrt-train fit|validate --config recipes/train/....yaml`` (LightningCLI)."""
+    from vrt_finetune.train import main
+
+    return main()
 
 
 def eval_main() -> int:
-    """``vrt-eval``: streaming decoding and WER/CER by delay."""
-    return _not_yet("vrt-eval", "streaming evaluation")
+    """``vrt-eval``: streaming decoding, WER/CER by delay, glossary recall, latency, cards."""
+    from vrt_finetune.evaluate import main
+
+    return main()
 
 
 def export_main() -> int:

@@ -1,0 +1,178 @@
+"""Alignment throughput: our batched whisperX backend vs ``whisperx.align`` one utterance at a time.
+
+Run by hand (not a test)::
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_align.py --minutes 10
+
+Both sides use the same wav2vec2-base-sized ``Wav2Vec2ForCTC`` (hidden 768, 12 layers, random
+weights, saved with ``save_pretrained`` and loaded by ``whisperx.load_align_model``) on the same
+utterances of 3-15 s: espeak-ng speech from ``data_prep.synth`` when it is available, otherwise
+noise with a syllable-rate envelope. The corpus is processed in chunks, baseline and ours taking
+turns (alternating which goes first), so a change in machine load hits both alike. Every word
+time must be identical; the script fails otherwise. Throughput = audio seconds / wall seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from data_prep.align.testing import noise_audio, save_random_wav2vec2_ctc
+from vrt_finetune.constants import SAMPLE_RATE
+
+Item = tuple[np.ndarray, list[str], str]
+_FALLBACK_WORDS = "we will paint the small red bottle near the station tomorrow".split()  # noqa: SIM905
+
+
+def _spoken(text: str) -> list[str]:
+    """Crude normalisation for the benchmark: lower case, letters and apostrophes only."""
+    return [w for w in (re.sub(r"[^a-z']", "", t.lower()) for t in text.split()) if w]
+
+
+def make_corpus(minutes: float, seed: int) -> tuple[list[Item], str]:
+    """Utterances of 3-15 s adding up to about ``minutes`` of audio, and where they came from."""
+    rng = random.Random(seed)
+    items: list[Item] = []
+    total, target = 0.0, minutes * 60
+    try:
+        from data_prep.synth import espeak_available, sentence_corpus, synthesize
+
+        use_synth = espeak_available()
+    except ImportError:
+        use_synth = False
+    sentences = sentence_corpus(10_000, seed) if use_synth else []
+    while total < target:
+        seconds = rng.uniform(3.0, 15.0)
+        if use_synth:
+            text = ""
+            while len(text.split()) < seconds * 2.6:  # espeak's 160 wpm ≈ 2.7 words/s
+                text += " " + sentences.pop()
+            utt = synthesize(text.strip())
+            if utt.duration > 15.0:  # keep to the range
+                continue
+            audio, words = utt.audio, _spoken(text)
+        else:
+            audio = noise_audio(seconds, seed=len(items))
+            words = [rng.choice(_FALLBACK_WORDS) for _ in range(int(seconds * 2.6))]
+        items.append((np.array(audio, dtype=np.float32), words, "en"))
+        total += len(audio) / SAMPLE_RATE
+    return items, "espeak-ng speech (data_prep.synth)" if use_synth else "envelope noise"
+
+
+def chunks(items: list[Item], seconds: float) -> list[list[Item]]:
+    """Consecutive groups of about ``seconds`` of audio."""
+    out: list[list[Item]] = [[]]
+    acc = 0.0
+    for item in items:
+        if acc >= seconds:
+            out.append([])
+            acc = 0.0
+        out[-1].append(item)
+        acc += len(item[0]) / SAMPLE_RATE
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="audio to align")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-batch-seconds", type=float, default=120.0)
+    parser.add_argument(
+        "--max-padding", type=float, default=None, help="padding share (default: per device)"
+    )
+    parser.add_argument("--chunk-seconds", type=float, default=60.0, help="audio per turn")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda"):
+        # TF32 kernels are chosen per shape, so batched and lone logits would differ by ~1e-3,
+        # enough to move a word by a frame: full float32 on both sides for the identity check.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    from data_prep.align.whisperx_backend import WhisperXAligner, reference_align
+
+    t0 = time.perf_counter()
+    items, origin = make_corpus(args.minutes, args.seed)
+    audio_s = sum(len(a) for a, _, _ in items) / SAMPLE_RATE
+    print(f"corpus: {len(items)} utterances, {audio_s:.0f} s of {origin}", end="")
+    print(f" (made in {time.perf_counter() - t0:.0f} s)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = save_random_wav2vec2_ctc(
+            Path(tmp) / "w2v-base",
+            hidden_size=768,
+            num_layers=12,
+            num_heads=12,
+            intermediate_size=3072,
+            conv_dim=512,
+        )
+        ours = WhisperXAligner(
+            "en",
+            str(model_dir),
+            device=args.device,
+            batch_size=args.batch_size,
+            max_batch_seconds=args.max_batch_seconds,
+            max_padding=args.max_padding,
+        )
+    model, metadata = ours.model_for("en")
+    n_params = sum(p.numel() for p in model.parameters())
+    print(
+        f"model: random Wav2Vec2ForCTC, {n_params / 1e6:.1f} M parameters, {args.device}, ", end=""
+    )
+    print(f"{torch.get_num_threads()} threads; batch {args.batch_size}, padding {ours.max_padding}")
+
+    warm = items[:2]  # first calls pay one-time kernel set-up: not for either side to carry
+    ours.align_batch(warm)
+    [reference_align(model, metadata, a, w, args.device) for a, w, _ in warm]
+    wall = {"baseline": 0.0, "ours": 0.0}
+    cpu = {"baseline": 0.0, "ours": 0.0}  # process CPU time: less sensitive to other users
+    n_words = 0
+    for k, chunk in enumerate(chunks(items, args.chunk_seconds)):
+        got: dict[str, list] = {}
+        for side in ("baseline", "ours") if k % 2 == 0 else ("ours", "baseline"):
+            t, c = time.perf_counter(), time.process_time()
+            if side == "baseline":
+                got[side] = [
+                    reference_align(model, metadata, a, w, args.device) for a, w, _ in chunk
+                ]
+            else:
+                got[side] = ours.align_batch(chunk)
+            wall[side] += time.perf_counter() - t
+            cpu[side] += time.process_time() - c
+        for ref, mine in zip(got["baseline"], got["ours"], strict=True):
+            assert isinstance(mine, list), mine
+            ref_times = [(r["word"], r["start"], r["end"]) for r in ref]
+            assert [(w.word, w.start, w.end) for w in mine] == ref_times, "word times differ"
+            n_words += len(mine)
+        print(f"  chunk {k}: baseline {wall['baseline']:.1f} s, ours {wall['ours']:.1f} s so far")
+
+    print(f"identical word times for all {n_words} words")
+    for side in ("baseline", "ours"):
+        print(
+            f"{side:>8}: {wall[side]:7.1f} s wall, {audio_s / wall[side]:6.1f} audio s / wall s"
+            f" ({cpu[side]:.1f} CPU s)"
+        )
+    print(f"speed-up (ours / baseline throughput): {wall['baseline'] / wall['ours']:.2f}x wall,")
+    print(f"                                       {cpu['baseline'] / cpu['ours']:.2f}x CPU time")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,419 @@
+"""``vrt-prep``'s engine: items → work units → aligned, filtered, targeted samples → shards.
+
+Flow of one work unit (``items_per_unit`` consecutive input items, a pure function of them):
+
+1. read and check audio, clean and normalise the transcript (``audio_io``, ``text_norm``);
+2. align the spoken words, batched through the acoustic model (``data_prep.align``), or take
+   the timestamps the data already has;
+3. map times back onto the written words, split long recordings at pauses, filter (``segment``);
+4. build the delay-independent ``[P]``/``[W]`` stream (``targets``) and write ``KEY.flac`` +
+   ``KEY.json`` into the unit's own shards (``shards``);
+5. write ``_units/unit-NNNNN.json`` last: a unit with a marker is finished and is skipped by a
+   rerun; a unit without one is redone from scratch and rewrites identical files.
+
+One machine runs units in a process pool; many machines each take the units ``u`` with
+``u % world_size == rank`` and a final ``merge`` writes ``index.json``, the summary and the card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from data_prep import audio_io
+from data_prep.align.base import AlignedWord, Aligner, AlignmentFailure, interpolate_missing
+from data_prep.align.given import match_given
+from data_prep.config import PrepConfig
+from data_prep.segment import Word, map_to_written, reject_reason, split_at_pauses
+from data_prep.shards import (
+    ShardInfo,
+    UnitShardWriter,
+    clean_temporaries,
+    shard_info_from_json,
+    shard_info_to_json,
+)
+from data_prep.sources import SourceItem
+from data_prep.targets import TargetIds, build_targets
+from data_prep.text_norm import NormWord, TranscriptError, clean_transcript, normalize_transcript
+from vrt_finetune import constants as C
+from vrt_finetune.io_utils import atomic_write_text
+from vrt_finetune.tokenizer import StreamingTokenizer, load_tokenizer
+
+log = logging.getLogger(__name__)
+UNITS_DIR = "_units"
+MAX_REJECT_EXAMPLES = 20
+
+
+@dataclass
+class UnitResult:
+    """What one unit produced; saved as its completion marker."""
+
+    unit: int
+    n_items: int
+    input_seconds: float = 0.0
+    shards: list[ShardInfo] = field(default_factory=list)
+    rejects: Counter = field(default_factory=Counter)
+    examples: list[dict] = field(default_factory=list)
+    samples: list[dict] = field(default_factory=list)
+    """Per kept sample: split, seconds, words, text tokens, flagged words, language, speaker,
+    text (what the card needs, without reopening the shards)."""
+
+    def reject(self, item: SourceItem, reason: str, message: str) -> None:
+        self.rejects[reason] += 1
+        if sum(e["reason"] == reason for e in self.examples) < MAX_REJECT_EXAMPLES:
+            self.examples.append(
+                {"key": item.key, "source": item.source, "reason": reason, "message": message}
+            )
+
+    def to_json(self) -> dict:
+        return {
+            "unit": self.unit,
+            "n_items": self.n_items,
+            "input_seconds": self.input_seconds,
+            "shards": [shard_info_to_json(s) for s in self.shards],
+            "rejects": dict(sorted(self.rejects.items())),
+            "examples": self.examples,
+            "samples": self.samples,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> UnitResult:
+        return cls(
+            d["unit"],
+            d["n_items"],
+            d["input_seconds"],
+            [shard_info_from_json(s) for s in d["shards"]],
+            Counter(d["rejects"]),
+            d["examples"],
+            d["samples"],
+        )
+
+
+def split_of(item: SourceItem, valid_fraction: float, test_fraction: float) -> str:
+    """Deterministic split: by speaker when known (no speaker in two splits), else by key."""
+    basis = f"speaker:{item.speaker}" if item.speaker else f"key:{item.key}"
+    x = int.from_bytes(hashlib.sha256(basis.encode()).digest()[:8], "big") / 2**64
+    if x < test_fraction:
+        return "test"
+    if x < test_fraction + valid_fraction:
+        return "valid"
+    return "train"
+
+
+def rank_and_world(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
+    """Flags first, then torchrun (``RANK``/``WORLD_SIZE``), then SLURM, else ``(0, 1)``."""
+    env = os.environ
+    if rank is None:
+        rank = int(env.get("RANK", env.get("SLURM_PROCID", 0)))
+    if world_size is None:
+        world_size = int(env.get("WORLD_SIZE", env.get("SLURM_NTASKS", 1)))
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is outside world size {world_size}")
+    return rank, world_size
+
+
+def make_aligner(config: PrepConfig) -> Aligner | None:
+    """The configured aligner (``None`` for ``given`` timestamps)."""
+    a = config.aligner
+    if a.backend == "given":
+        return None
+    if a.backend == "whisperx":
+        from data_prep.align.whisperx_backend import WhisperXAligner
+
+        return WhisperXAligner(
+            language=config.source.language, model=a.model, device=a.device, batch_size=a.batch_size
+        )
+    from data_prep.align.mms_backend import MMSAligner
+
+    return (
+        MMSAligner.from_bundle(device=a.device, batch_size=a.batch_size)
+        if a.model is None
+        else MMSAligner.from_pretrained(a.model, device=a.device, batch_size=a.batch_size)
+    )
+
+
+@dataclass
+class _Prepared:
+    item: SourceItem
+    audio: np.ndarray
+    norm: list[NormWord]
+    spoken: list[str]
+    given: list[AlignedWord] | None
+
+
+class UnitProcessor:
+    """Processes work units; one per worker process (holds the tokenizer and the aligner)."""
+
+    def __init__(self, config: PrepConfig) -> None:
+        self.config = config
+        self.tokenizer: StreamingTokenizer = load_tokenizer(config.tokenizer)
+        self.ids = TargetIds.from_tokenizer(self.tokenizer)
+        self.aligner = make_aligner(config)
+
+    # -- stage 1 -------------------------------------------------------------------------
+    def _prepare(self, item: SourceItem, result: UnitResult) -> _Prepared | None:
+        if item.error is not None:
+            result.reject(item, *item.error)
+            return None
+        try:
+            text = clean_transcript(item.text or "")
+            norm = normalize_transcript(text, item.language)
+        except TranscriptError as err:
+            result.reject(item, err.reason, f"{item.source}: {err}")
+            return None
+        spoken = [s for n in norm for s in n.spoken]
+        if not spoken:
+            result.reject(
+                item,
+                "empty_transcript",
+                f"{item.source}: transcript has no speakable words after cleaning",
+            )
+            return None
+        try:
+            audio = audio_io.load_audio(item.audio, item.start, item.end)  # type: ignore[arg-type]
+        except audio_io.AudioError as err:
+            result.reject(item, err.reason, f"{item.source}: {err}")
+            return None
+        result.input_seconds += len(audio) / C.SAMPLE_RATE
+        check = audio_io.check_audio(audio, min_seconds=self.config.filters.min_duration)
+        if not check.ok:
+            result.reject(item, str(check.reason), f"{item.source}: {'; '.join(check.notes)}")
+            return None
+        given = None
+        if item.words is not None:
+            given = self._given_spoken(item, norm, spoken, len(audio) / C.SAMPLE_RATE)
+        elif len(audio) > C.seconds_to_samples(self.config.aligner.max_seconds):
+            result.reject(
+                item,
+                "too_long_to_align",
+                f"{item.source}: {len(audio) / C.SAMPLE_RATE:.0f} s is longer than "
+                f"aligner.max_seconds={self.config.aligner.max_seconds:.0f}; give word "
+                "timestamps (alignment column) or start/end windows in the manifest",
+            )
+            return None
+        elif self.aligner is None:
+            result.reject(
+                item,
+                "no_timestamps",
+                f"{item.source}: aligner 'given' but the item has no word timestamps",
+            )
+            return None
+        return _Prepared(item, audio, norm, spoken, given)
+
+    @staticmethod
+    def _given_spoken(
+        item: SourceItem, norm: list[NormWord], spoken: list[str], duration: float
+    ) -> list[AlignedWord]:
+        """Put the item's given word times on its spoken words.
+
+        When the given words are the transcript's written words one for one (synthetic speech,
+        most CTM/TextGrid files), each written word's span is shared by its spoken words
+        ("42" → "forty two"); otherwise words are matched by their letters (``match_given``)
+        and what cannot be matched is interpolated and flagged.
+        """
+        assert item.words is not None
+        written = [n for n in norm if n.spoken]
+        if len(written) != len(item.words):
+            return match_given(item.words, spoken, duration)
+        out = []
+        for n, g in zip(written, item.words, strict=True):
+            k = len(n.spoken)
+            step = (g.end - g.start) / k
+            out += [
+                AlignedWord(s, g.start + j * step, g.start + (j + 1) * step, g.score)
+                for j, s in enumerate(n.spoken)
+            ]
+        return out
+
+    # -- stage 2 -------------------------------------------------------------------------
+    def _align(
+        self, batch: Sequence[_Prepared], result: UnitResult
+    ) -> list[tuple[_Prepared, list[AlignedWord]]]:
+        out = [(p, p.given) for p in batch if p.given is not None]
+        todo = [p for p in batch if p.given is None]
+        if todo:
+            assert self.aligner is not None
+            aligned = self.aligner.align_batch([(p.audio, p.spoken, p.item.language) for p in todo])
+            for p, words in zip(todo, aligned, strict=True):
+                if isinstance(words, AlignmentFailure):
+                    result.reject(p.item, words.reason, f"{p.item.source}: {words.message}")
+                else:
+                    out.append((p, words))
+        order = {p.item.key: i for i, p in enumerate(batch)}
+        return sorted(out, key=lambda pw: order[pw[0].item.key])  # type: ignore[arg-type]
+
+    # -- stage 3/4 -----------------------------------------------------------------------
+    def _emit(
+        self,
+        p: _Prepared,
+        spoken: list[AlignedWord],
+        writers: dict[str, UnitShardWriter],
+        result: UnitResult,
+    ) -> None:
+        f = self.config.filters
+        duration = len(p.audio) / C.SAMPLE_RATE
+        if len(spoken) != len(p.spoken) or any(w is None for w in spoken):
+            spoken = interpolate_missing(p.spoken, list(spoken), duration)
+        words = map_to_written(p.norm, spoken)
+        split = split_of(
+            p.item, self.config.shards.valid_fraction, self.config.shards.test_fraction
+        )
+        segments = split_at_pauses(words, duration, f.max_duration)
+        for n, (seg_start, seg_end, seg_words) in enumerate(segments):
+            key = p.item.key if len(segments) == 1 else f"{p.item.key}_s{n:03d}"
+            seg_dur = seg_end - seg_start
+            reason = reject_reason(seg_words, seg_dur, f)
+            if reason is not None:
+                result.reject(
+                    p.item,
+                    reason,
+                    f"{p.item.source} [{seg_start:.2f}-{seg_end:.2f} s]"
+                    f": rejected by filter {reason}",
+                )
+                continue
+            audio = p.audio[C.seconds_to_samples(seg_start) : C.seconds_to_samples(seg_end)]
+            self._write(p.item, key, split, audio, seg_words, seg_start, writers, result)
+
+    def _write(
+        self,
+        item: SourceItem,
+        key: str,
+        split: str,
+        audio: np.ndarray,
+        words: list[Word],
+        offset: float,
+        writers: dict[str, UnitShardWriter],
+        result: UnitResult,
+    ) -> None:
+        targets = build_targets(
+            [w.word for w in words],
+            [w.end for w in words],
+            len(audio),
+            self.tokenizer.encode,
+            self.ids,
+            self.config.targets,
+        )
+        seconds = len(audio) / C.SAMPLE_RATE
+        text = " ".join(w.word for w in words)
+        n_text_tokens = sum(len(g.ids) - 1 for g in targets.groups)
+        meta = {
+            "text": text,
+            "language": item.language,
+            "speaker": item.speaker,
+            "duration": round(seconds, 4),
+            "source": item.source,
+            "offset": round(offset, 4),
+            "words": [w.to_json() for w in words],
+            "targets": targets.to_json(),
+        }
+        if split not in writers:
+            s = self.config.shards
+            writers[split] = UnitShardWriter(
+                self.config.output_dir, split, result.unit, s.max_samples, s.max_bytes
+            )
+        writers[split].write(key, audio_io.write_flac_bytes(audio), meta, seconds)
+        result.samples.append(
+            {
+                "split": split,
+                "seconds": round(seconds, 4),
+                "words": len(words),
+                "tokens": n_text_tokens,
+                "flagged": sum(w.flagged for w in words),
+                "language": item.language,
+                "speaker": item.speaker,
+                "text": text,
+            }
+        )
+
+    def run_unit(self, unit: int, items: Sequence[SourceItem]) -> UnitResult:
+        """Process one unit completely and write its marker (atomic, last)."""
+        result = UnitResult(unit, len(items))
+        writers: dict[str, UnitShardWriter] = {}
+        try:
+            bs = max(1, self.config.aligner.batch_size)
+            prepared: list[_Prepared] = []
+            for item in items:
+                p = self._prepare(item, result)
+                if p is not None:
+                    prepared.append(p)
+                if len(prepared) >= bs:
+                    for pp, spoken in self._align(prepared, result):
+                        self._emit(pp, spoken, writers, result)
+                    prepared = []
+            for pp, spoken in self._align(prepared, result):
+                self._emit(pp, spoken, writers, result)
+            for split in sorted(writers):
+                result.shards += writers[split].close()
+        except BaseException:
+            for w in writers.values():
+                w.abort()
+            raise
+        marker = unit_marker(self.config.output_dir, unit)
+        atomic_write_text(marker, json.dumps(result.to_json(), sort_keys=True))
+        return result
+
+
+def unit_marker(out_dir: Path, unit: int) -> Path:
+    return Path(out_dir) / UNITS_DIR / f"unit-{unit:05d}.json"
+
+
+def plan_units(items: Sequence[SourceItem], items_per_unit: int) -> list[list[SourceItem]]:
+    return [list(items[i : i + items_per_unit]) for i in range(0, len(items), items_per_unit)]
+
+
+_WORKER: UnitProcessor | None = None
+
+
+def _init_worker(config: PrepConfig) -> None:
+    global _WORKER
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER = UnitProcessor(config)
+
+
+def _run_in_worker(args: tuple[int, list[SourceItem]]) -> UnitResult:
+    assert _WORKER is not None
+    return _WORKER.run_unit(*args)
+
+
+def run_units(
+    config: PrepConfig,
+    items: Sequence[SourceItem],
+    rank: int = 0,
+    world_size: int = 1,
+    progress: bool = True,
+) -> Iterator[UnitResult]:
+    """Run every unfinished unit of this rank; yields each unit's result as it finishes
+    (finished units from an earlier run are yielded from their markers first)."""
+    out = config.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    clean_temporaries(out)
+    units = plan_units(items, config.shards.items_per_unit)
+    mine = [(u, unit) for u, unit in enumerate(units) if u % world_size == rank]
+    todo = []
+    for u, unit in mine:
+        marker = unit_marker(out, u)
+        if marker.exists():
+            yield UnitResult.from_json(json.loads(marker.read_text()))
+        else:
+            todo.append((u, unit))
+    if not todo:
+        return
+    if config.workers <= 1:
+        proc = UnitProcessor(config)
+        yield from (proc.run_unit(u, unit) for u, unit in todo)
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # torch + fork is unsafe
+    with ctx.Pool(config.workers, _init_worker, (config,)) as pool:
+        yield from pool.imap(_run_in_worker, todo)

@@ -1,0 +1,263 @@
+"""Where a team keeps its speech: manifests, folders, Hugging Face datasets, or synthetic speech.
+
+Every reader yields ``SourceItem`` in a stable order with a stable, tar-safe key, so the same
+input always maps to the same work units and shard names. Readers never fail on one bad row:
+problems (missing file, unreadable transcript) travel with the item as ``error`` and are counted
+as rejects by the pipeline.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from data_prep.align.base import AlignedWord
+from data_prep.align.given import read_ctm, read_textgrid, read_whisperx_json
+from data_prep.text_norm import TranscriptError, read_transcript
+from vrt_finetune import constants as C
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
+"""Audio containers a folder source picks up (decoded by ``data_prep.audio_io``)."""
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One recording (or a ``[start, end)`` window of one) with its transcript."""
+
+    key: str
+    """Stable, tar-safe sample key (letters, digits, ``_`` and ``-``)."""
+    audio: str | tuple[np.ndarray, int] | bytes | None
+    text: str | None
+    language: str
+    source: str
+    """Where it came from, for reports: ``file:line`` or ``dataset[row]``."""
+    speaker: str | None = None
+    start: float | None = None
+    end: float | None = None
+    words: tuple[AlignedWord, ...] | None = None
+    """Word times the data already has (whisperX JSON, CTM, TextGrid, synthetic speech)."""
+    error: tuple[str, str] | None = None
+    """``(reason, message)`` when the item is already known to be unusable."""
+
+
+def safe_key(index: int, name: str = "") -> str:
+    """``{index:08d}`` plus a slug of ``name``: unique, sortable, no dots (WebDataset splits
+    sample keys at the first dot)."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", name)[:48].strip("_")
+    return f"{index:08d}_{slug}" if slug else f"{index:08d}"
+
+
+GIVEN_EXTENSIONS = (".json", ".textgrid", ".ctm")
+"""Sidecar files with word timestamps: whisperX JSON output, Praat TextGrid, CTM."""
+
+
+def read_given(path: str | Path, utterance: str) -> tuple[AlignedWord, ...]:
+    """Word times from a whisperX JSON, TextGrid or CTM file (CTM: the ``utterance``'s rows).
+
+    Raises:
+        ValueError: unknown format, or a CTM without rows for ``utterance``.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return tuple(read_whisperx_json(path))
+    if suffix == ".textgrid":
+        return tuple(read_textgrid(path))
+    if suffix == ".ctm":
+        rows = read_ctm(path)
+        if utterance not in rows:
+            raise ValueError(f"{path}: no rows for utterance {utterance!r}")
+        return tuple(rows[utterance])
+    raise ValueError(f"{path}: unknown timestamp format (use {', '.join(GIVEN_EXTENSIONS)})")
+
+
+def _given_or_error(
+    path: str | Path | None, utterance: str, where: str
+) -> tuple[tuple[AlignedWord, ...] | None, tuple[str, str] | None]:
+    if not path:
+        return None, None
+    try:
+        return read_given(path, utterance), None
+    except (OSError, ValueError, KeyError) as err:
+        return None, ("bad_timestamps", f"{where}: cannot read word timestamps {path}: {err}")
+
+
+def _float(value: object) -> float | None:
+    return None if value in (None, "") else float(value)  # type: ignore[arg-type]
+
+
+def read_manifest(path: str | Path, default_language: str = "en") -> Iterator[SourceItem]:
+    """JSONL or CSV rows with ``audio``, ``text`` and optional ``language``, ``speaker``,
+    ``start``/``end`` (seconds into a longer file), ``id``, ``alignment`` (a whisperX JSON,
+    TextGrid or CTM file with the row's word times; CTM rows are matched by ``id``). Relative
+    paths are resolved against the manifest's directory."""
+    path = Path(path)
+    base = path.parent
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    else:
+        rows = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                rows.append({"__error__": f"line {n} is not JSON ({err.msg})"})
+    for i, row in enumerate(rows):
+        where = f"{path}:{i + 1}"
+        if "__error__" in row:
+            yield SourceItem(
+                safe_key(i),
+                None,
+                None,
+                default_language,
+                where,
+                error=("bad_manifest_row", f"{path}: {row['__error__']}"),
+            )
+            continue
+        audio = row.get("audio")
+        error = None
+        if not audio:
+            error = ("bad_manifest_row", f"{where}: no 'audio' value; every row needs one")
+        else:
+            audio_path = Path(audio) if Path(audio).is_absolute() else base / audio
+            audio = str(audio_path)
+            if not audio_path.exists():
+                error = (
+                    "missing_file",
+                    f"{where}: audio file {audio_path} does not exist; "
+                    "fix the path or remove the row",
+                )
+        text = row.get("text")
+        if text is None and error is None:
+            error = ("empty_transcript", f"{where}: no 'text' value")
+        name = str(row.get("id") or (Path(audio).stem if audio else ""))
+        alignment = row.get("alignment")
+        if alignment and not Path(alignment).is_absolute():
+            alignment = str(base / alignment)
+        words, given_error = _given_or_error(alignment, name, where)
+        yield SourceItem(
+            key=safe_key(i, name),
+            audio=audio,
+            text=text,
+            language=row.get("language") or default_language,
+            source=where,
+            speaker=row.get("speaker") or None,
+            start=_float(row.get("start")),
+            end=_float(row.get("end")),
+            words=words,
+            error=error or given_error,
+        )
+
+
+def read_folder(path: str | Path, default_language: str = "en") -> Iterator[SourceItem]:
+    """Audio files with same-named ``.txt`` transcripts, recursively, in sorted order; a
+    same-named ``.json`` (whisperX output) or ``.TextGrid`` gives the file's word times."""
+    root = Path(path)
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    for i, audio in enumerate(files):
+        rel = audio.relative_to(root)
+        txt = audio.with_suffix(".txt")
+        text, error = None, None
+        if not txt.exists():
+            error = ("missing_transcript", f"{audio}: no transcript {txt.name} beside it")
+        else:
+            try:
+                text = read_transcript(txt)
+            except TranscriptError as err:
+                error = (err.reason, str(err))
+        speaker = rel.parts[0] if len(rel.parts) > 1 else None
+        sidecar = next(
+            (audio.with_suffix(e) for e in (".json", ".TextGrid") if audio.with_suffix(e).exists()),
+            None,
+        )
+        words, given_error = _given_or_error(sidecar, audio.stem, str(audio))
+        yield SourceItem(
+            safe_key(i, str(rel.with_suffix(""))),
+            str(audio),
+            text,
+            default_language,
+            str(audio),
+            speaker=speaker,
+            words=words,
+            error=error or given_error,
+        )
+
+
+def read_hf_dataset(
+    name_or_path: str,
+    split: str = "train",
+    audio_column: str = "audio",
+    text_column: str = "text",
+    language_column: str | None = None,
+    speaker_column: str | None = None,
+    default_language: str = "en",
+    config_name: str | None = None,
+) -> Iterator[SourceItem]:
+    """A saved ``datasets`` directory (``save_to_disk``) or a dataset name on the hub.
+
+    The audio column is read undecoded (bytes or path) and decoded by ``data_prep.audio_io``,
+    so every container and sample rate goes through the same checks as files.
+    """
+    import datasets
+
+    if Path(name_or_path).exists():
+        ds = datasets.load_from_disk(name_or_path)
+        if isinstance(ds, datasets.DatasetDict):
+            ds = ds[split]
+    else:
+        ds = datasets.load_dataset(name_or_path, config_name, split=split)
+    for column in (audio_column, text_column):
+        if column not in ds.column_names:
+            raise ValueError(
+                f"{name_or_path}: no column {column!r} (columns: {ds.column_names}); "
+                "set audio_column / text_column in the recipe"
+            )
+    ds = ds.cast_column(audio_column, datasets.Audio(decode=False))
+    for i, row in enumerate(ds):
+        cell = row[audio_column] or {}
+        audio = cell.get("bytes") or cell.get("path")
+        where = f"{name_or_path}[{split}][{i}]"
+        error = None if audio else ("missing_file", f"{where}: empty audio cell")
+        yield SourceItem(
+            key=safe_key(i, Path(cell.get("path") or "").stem),
+            audio=audio,
+            text=row[text_column],
+            source=where,
+            language=(row.get(language_column) if language_column else None) or default_language,
+            speaker=str(row[speaker_column])
+            if speaker_column and row.get(speaker_column)
+            else None,
+            error=error,
+        )
+
+
+def synthetic_items(
+    n_general: int, n_medical: int = 0, seed: int = 0, voices: tuple[str, ...] = ("en-us",)
+) -> Iterator[SourceItem]:
+    """Sentences spoken by espeak-ng with their exact word times (ground truth)."""
+    from data_prep.synth import sentence_corpus, synthesize
+
+    texts = [("general", s) for s in sentence_corpus(n_general, seed, "general")]
+    texts += [("medical", s) for s in sentence_corpus(n_medical, seed + 1, "medical")]
+    for i, (kind, text) in enumerate(texts):
+        voice = voices[i % len(voices)]
+        utt = synthesize(text, voice=voice, rate_wpm=150 + 10 * (i % 5))
+        words = tuple(AlignedWord(w.word, w.start, w.end, 1.0) for w in utt.words)
+        yield SourceItem(
+            safe_key(i, kind),
+            (utt.audio, C.SAMPLE_RATE),
+            text,
+            "en",
+            f"espeak-ng:{voice}:{kind}[{i}]",
+            speaker=None,
+            words=words,
+        )

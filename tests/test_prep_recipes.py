@@ -1,0 +1,30 @@
+"""Every shipped data recipe parses (no audio, no weights) and starts with its launch command."""
+
+from pathlib import Path
+
+import pytest
+
+from data_prep.config import PrepConfig, load_config
+
+RECIPES = sorted((Path(__file__).parent.parent / "recipes" / "data").glob("*.yaml"))
+
+
+def test_there_are_recipes() -> None:
+    assert len(RECIPES) >= 3
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_recipe_parses(path: Path) -> None:
+    config = load_config(path)
+    assert isinstance(config, PrepConfig)
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# vrt-prep run --config recipes/data/" + path.name)
+
+
+def test_overrides_and_unknown_keys() -> None:
+    config = load_config(RECIPES[0], ["filters.max_duration=12.5", "workers=3"])
+    assert config.filters.max_duration == 12.5 and config.workers == 3
+    with pytest.raises(ValueError, match="unknown keys"):
+        load_config(RECIPES[0], ["filters.max_durration=3"])
+    with pytest.raises(ValueError, match="min_duration < max_duration"):
+        load_config(RECIPES[0], ["filters.max_duration=0.1"])

@@ -1,0 +1,77 @@
+"""Input readers: JSONL/CSV manifests, folders, saved Hugging Face datasets."""
+
+import json
+
+import datasets
+import numpy as np
+import soundfile as sf
+
+from data_prep import audio_io
+from data_prep.sources import read_folder, read_hf_dataset, read_manifest, safe_key
+
+
+def test_safe_keys_are_sortable_and_dot_free() -> None:
+    assert safe_key(3, "a.b c/d") == "00000003_a_b_c_d"
+    assert safe_key(12) == "00000012"
+
+
+def test_csv_manifest_with_offsets(tmp_path) -> None:
+    sf.write(tmp_path / "long.wav", np.zeros(16000 * 4, np.float32), 16000)
+    (tmp_path / "m.csv").write_text(
+        "audio,text,speaker,start,end,language\n"
+        "long.wav,first part,s1,0.5,1.5,\n"
+        "long.wav,second part,s2,2,3.25,fr\n"
+    )
+    items = list(read_manifest(tmp_path / "m.csv"))
+    assert [(i.start, i.end, i.speaker, i.language) for i in items] == [
+        (0.5, 1.5, "s1", "en"),
+        (2.0, 3.25, "s2", "fr"),
+    ]
+    assert len(audio_io.load_audio(items[1].audio, items[1].start, items[1].end)) == 20000
+
+
+def test_jsonl_manifest_rows_with_problems(tmp_path) -> None:
+    (tmp_path / "m.jsonl").write_text(
+        json.dumps({"text": "no audio"})
+        + "\n{broken\n"
+        + json.dumps({"audio": "nope.wav", "text": "x"})
+        + "\n"
+    )
+    errors = [i.error[0] for i in read_manifest(tmp_path / "m.jsonl")]
+    assert errors == ["bad_manifest_row", "bad_manifest_row", "missing_file"]
+
+
+def test_folder_speakers_from_subdirectories(tmp_path) -> None:
+    for spk in ("alice", "bob"):
+        (tmp_path / spk).mkdir()
+        sf.write(tmp_path / spk / "u1.flac", np.zeros(1600, np.float32), 16000)
+        (tmp_path / spk / "u1.txt").write_text(f"hello {spk}")
+    items = list(read_folder(tmp_path))
+    assert [(i.speaker, i.text) for i in items] == [("alice", "hello alice"), ("bob", "hello bob")]
+
+
+def test_saved_hf_dataset(tmp_path) -> None:
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"a{i}.wav"
+        sf.write(p, np.full(8000, 0.1 * (i + 1), np.float32), 8000)
+        paths.append(str(p))
+    ds = datasets.Dataset.from_dict(
+        {"audio": paths, "sentence": ["one", "two", "three"], "client": ["x", "y", "x"]}
+    ).cast_column("audio", datasets.Audio())
+    ds.save_to_disk(str(tmp_path / "ds"))
+    items = list(
+        read_hf_dataset(
+            str(tmp_path / "ds"),
+            text_column="sentence",
+            speaker_column="client",
+            default_language="sw",
+        )
+    )
+    assert [(i.text, i.speaker, i.language) for i in items] == [
+        ("one", "x", "sw"),
+        ("two", "y", "sw"),
+        ("three", "x", "sw"),
+    ]
+    audio = audio_io.load_audio(items[2].audio)
+    assert len(audio) == 16000 and abs(float(audio[8000]) - 0.3) < 1e-3

@@ -1,0 +1,541 @@
+"""Training and validation batches from WebDataset shards (``KEY.flac`` + ``KEY.json``).
+
+Flow of one DataLoader worker during training (an endless stream; runs are sized by
+``trainer.max_steps``)::
+
+    shard list ─▶ pass p: shuffle shard order (same seed on every rank) ─▶ split_by_node
+      ─▶ split by worker (every n-th shard) ─▶ tar samples (flac bytes + json) ─▶ shuffle buffer
+      ─▶ duration buckets ─▶ batch plan ─▶ delay draw ─▶ decode flac, layout_example per sample,
+      right-pad ─▶ batch dict
+    on the device (``on_after_batch_transfer``): waveform (B, S·1280) ─▶ LogMel ─▶ (B, 128, S·8)
+
+Right padding is safe because the model is causal end to end (causal conv stem, causal
+attention): positions past a sample's end never reach its earlier positions, so no attention
+mask is needed and padded positions are simply ignored by the loss.
+
+Resuming: flac decoding happens after batching, so a resumed run replays the cheap part (tar
+reading, shuffling, bucketing) and skips the batches already trained on, and takes exactly the
+batches an uninterrupted run would have taken (same seed, ranks and workers).
+"""
+
+from __future__ import annotations
+
+import bisect
+import glob
+import io
+import itertools
+import json
+import logging
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import lightning as L
+import numpy as np
+import soundfile as sf
+import torch
+import webdataset as wds
+from torch.utils.data import DataLoader, IterableDataset
+
+from vrt_finetune import constants as C
+from vrt_finetune.features import LogMel
+from vrt_finetune.layout import IGNORE_INDEX, layout_example
+from vrt_finetune.tokenizer import TEKKEN_FILE, StreamingTokenizer, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VAL_DELAYS_MS = (3 * C.TOKEN_MS, C.DEFAULT_DELAY_MS, 12 * C.TOKEN_MS, C.MAX_DELAY_MS)
+"""240, 480, 960 and 2400 ms: the delays of the paper's results table."""
+
+
+class ShardListError(ValueError):
+    """A shard list names nothing that exists."""
+
+
+def expand_shards(spec: str | Sequence[str]) -> list[str]:
+    """Shard list → shard URLs: paths, globs, ``{a..b}`` braces, directories, or URLs.
+
+    Anything webdataset opens is passed through as is (``pipe:``, ``http(s)://``, ``s3://``,
+    ``gs://``, ``file:`` …), after brace expansion; local names must match at least one file.
+    ``::`` separates several lists inside one string (webdataset's convention).
+
+    Raises:
+        ShardListError: a local pattern matches no file, or the whole list is empty.
+    """
+    items = [spec] if isinstance(spec, str) else list(spec)
+    urls: list[str] = []
+    for item in items:
+        for url in wds.shardlists.expand_urls(str(item)):
+            if url.startswith("pipe:") or "://" in url or url.startswith("file:"):
+                urls.append(url)
+                continue
+            path = Path(url).expanduser()
+            if path.is_dir():
+                found = sorted(str(p) for p in path.rglob("*.tar"))
+            elif glob.has_magic(url):
+                found = sorted(glob.glob(str(path), recursive=True))
+            else:
+                found = [str(path)] if path.is_file() else []
+            if not found:
+                raise ShardListError(
+                    f"shard list entry {url!r} matches no file (searched from {Path.cwd()}); "
+                    "check the path, or run vrt-prep to write the shards first"
+                )
+            urls.extend(found)
+    if not urls:
+        raise ShardListError(f"shard list {spec!r} is empty")
+    return urls
+
+
+def open_tokenizer(source: str) -> StreamingTokenizer:
+    """``tekken.json``, a model directory holding it, or a hub id (downloads only that file)."""
+    path = Path(source).expanduser()
+    if path.exists() or source.startswith((".", "/", "~")):
+        return load_tokenizer(path)
+    from huggingface_hub import hf_hub_download
+
+    return load_tokenizer(hf_hub_download(source, TEKKEN_FILE))
+
+
+@dataclass
+class DelayDistribution:
+    """Where each training batch's delay comes from (one delay per batch: one ``t`` per forward).
+
+    Default: uniform over every delay from 80 to 2400 ms in 80 ms steps, as in pre-training.
+    """
+
+    choices_ms: list[int] | None = None
+    """Delays to draw from; ``None``: all of 80-2400 ms in 80 ms steps."""
+    weights: list[float] | None = None
+    """Relative weight of each choice; ``None``: uniform."""
+
+    def __post_init__(self) -> None:
+        choices = list(self.choices_ms or C.DELAY_CHOICES_MS)
+        for ms in choices:
+            C.check_delay_ms(ms)
+        if self.weights is not None and (
+            len(self.weights) != len(choices) or min(self.weights) < 0 or sum(self.weights) <= 0
+        ):
+            raise ValueError(
+                f"delays.weights needs {len(choices)} non-negative weights (one per choice) "
+                "with a positive sum"
+            )
+        self._choices = np.array(choices)
+        w = np.ones(len(choices)) if self.weights is None else np.array(self.weights, float)
+        self._p = w / w.sum()
+
+    def sample(self, rng: np.random.Generator) -> int:
+        """One delay in ms."""
+        return int(rng.choice(self._choices, p=self._p))
+
+
+@dataclass
+class Batching:
+    """How samples are grouped: by duration bucket, up to a budget of padded speech seconds."""
+
+    batch_seconds: float = 120.0
+    """Budget per batch: batch size × longest speech in it (the prompt adds (1+L+d) tokens each)."""
+    max_batch_size: int = 64
+    bucket_edges_s: list[float] = field(default_factory=lambda: [3.0, 5.0, 8.0, 12.0, 18.0])
+    """Upper edges of the duration buckets; the last bucket ends at ``max_duration_s``."""
+    max_duration_s: float = 30.0
+    """Longer samples are skipped (and counted); one longer than ``batch_seconds`` is a batch
+    of its own."""
+
+    def __post_init__(self) -> None:
+        if self.batch_seconds <= 0 or self.max_batch_size < 1:
+            raise ValueError("batching.batch_seconds and max_batch_size must be positive")
+        if sorted(self.bucket_edges_s) != list(self.bucket_edges_s):
+            raise ValueError("batching.bucket_edges_s must be increasing")
+
+
+class Item(NamedTuple):
+    """One sample before decoding: the flac stays compressed until its batch is kept."""
+
+    key: str
+    flac: bytes
+    stream: list[int]
+    text: str
+    duration: float
+
+
+def parse_sample(sample: dict[str, Any]) -> Item:
+    """A raw tar sample (``__key__``, ``flac``, ``json`` bytes) → :class:`Item`."""
+    meta = json.loads(sample["json"])
+    return Item(
+        sample["__key__"],
+        sample["flac"],
+        meta["targets"]["stream"],
+        meta.get("text", ""),
+        float(meta["duration"]),
+    )
+
+
+def decode_flac(data: bytes) -> np.ndarray:
+    """FLAC bytes → ``(T,)`` float32 at 16 kHz mono (anything else is an error of the shards)."""
+    audio, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
+    if sr != C.SAMPLE_RATE or audio.ndim != 1:
+        raise ValueError(f"shard audio must be {C.SAMPLE_RATE} Hz mono, got {sr} Hz {audio.shape}")
+    return audio
+
+
+def shuffle_buffer(items: Iterator[Item], size: int, rng: random.Random) -> Iterator[Item]:
+    """Approximate shuffle through a buffer of ``size`` items (a pure function of ``rng``)."""
+    if size <= 1:
+        yield from items
+        return
+    buf: list[Item] = []
+    for item in items:
+        if len(buf) < size:
+            buf.append(item)
+            continue
+        i = rng.randrange(size)
+        buf[i], item = item, buf[i]
+        yield item
+    rng.shuffle(buf)
+    yield from buf
+
+
+def bucket_batches(items: Iterator[Item], batching: Batching, flush: bool) -> Iterator[list[Item]]:
+    """Group items into batches of similar duration within ``batching.batch_seconds``.
+
+    Each duration bucket fills until one more item would push (count × longest) past the budget
+    or the batch size cap; then the bucket is emitted. ``flush`` emits partial buckets at the
+    end (validation); an endless training stream never ends.
+    """
+    edges = [e for e in batching.bucket_edges_s if e < batching.max_duration_s]
+    buckets: list[list[Item]] = [[] for _ in range(len(edges) + 1)]
+    longest = [0.0] * len(buckets)
+    skipped = 0
+    for item in items:
+        if item.duration > batching.max_duration_s:
+            skipped += 1
+            if skipped in (1, 10, 100) or skipped % 1000 == 0:
+                log.warning("%d samples longer than max_duration_s skipped so far", skipped)
+            continue
+        b = bisect.bisect_left(edges, item.duration)
+        new_longest = max(longest[b], item.duration)
+        if buckets[b] and (
+            (len(buckets[b]) + 1) * new_longest > batching.batch_seconds
+            or len(buckets[b]) >= batching.max_batch_size
+        ):
+            yield buckets[b]
+            buckets[b], new_longest = [], item.duration
+        buckets[b].append(item)
+        longest[b] = new_longest
+    if flush:
+        yield from (bucket for bucket in buckets if bucket)
+
+
+@dataclass(frozen=True)
+class LayoutIds:
+    """What ``layout_example`` needs from the tokenizer."""
+
+    bos: int
+    pad: int
+    n_left_pad_tokens: int
+
+    @classmethod
+    def from_tokenizer(cls, tok: StreamingTokenizer) -> LayoutIds:
+        return cls(tok.bos_id, tok.pad_id, tok.n_left_pad_tokens)
+
+
+def collate(items: Sequence[Item], delay_ms: int, ids: LayoutIds) -> dict[str, Any]:
+    """Decode and lay out one batch at one delay, right-padded to its longest sample.
+
+    Returns:
+        ``input_ids`` (B, S) int64 padded with [P]; ``labels`` (B, S) int64 padded with -100;
+        ``audio`` (B, S·1280) float32 padded with zeros; ``num_delay_tokens`` and ``delay_ms``
+        (ints, one per batch); ``audio_seconds`` (speech in the batch); ``keys``; ``texts``.
+    """
+    examples = [
+        layout_example(
+            it.stream,
+            decode_flac(it.flac),
+            bos_id=ids.bos,
+            pad_id=ids.pad,
+            n_left_pad_tokens=ids.n_left_pad_tokens,
+            delay_ms=delay_ms,
+        )
+        for it in items
+    ]
+    n, s = len(examples), max(len(ex.input_ids) for ex in examples)
+    input_ids = np.full((n, s), ids.pad, dtype=np.int64)
+    labels = np.full((n, s), IGNORE_INDEX, dtype=np.int64)
+    audio = np.zeros((n, s * C.SAMPLES_PER_TOKEN), dtype=np.float32)
+    for row, ex in enumerate(examples):
+        input_ids[row, : len(ex.input_ids)] = ex.input_ids
+        labels[row, : len(ex.labels)] = ex.labels
+        audio[row, : len(ex.audio)] = ex.audio
+    return {
+        "input_ids": torch.from_numpy(input_ids),
+        "labels": torch.from_numpy(labels),
+        "audio": torch.from_numpy(audio),
+        "num_delay_tokens": C.check_delay_ms(delay_ms),
+        "delay_ms": delay_ms,
+        "audio_seconds": float(sum(it.duration for it in items)),
+        "keys": [it.key for it in items],
+        "texts": [it.text for it in items],
+    }
+
+
+def read_items(urls: Sequence[str]) -> Iterator[Item]:
+    """Samples of ``urls`` in order; unreadable shards or samples are logged and skipped."""
+    raw = wds.tarfile_samples(({"url": u} for u in urls), handler=wds.warn_and_continue)
+    for sample in raw:
+        try:
+            yield parse_sample(sample)
+        except (KeyError, ValueError, TypeError) as err:
+            log.warning("skipping sample %s: %r", sample.get("__key__"), err)
+
+
+class ShardStream(IterableDataset):
+    """Batches from shards for one rank; each DataLoader worker makes its own share.
+
+    Args:
+        urls: expanded shard list (all of it; this class splits it).
+        ids: tokenizer ids for the layout.
+        batching: bucketing rules.
+        train: endless shuffled stream split by node then worker (shard level), with a delay
+            drawn per batch; else one ordered pass split by sample, at ``fixed_delay_ms``.
+        rank, world_size: this process's place in the job, from the trainer.
+        skip_batches: batches this rank already trained on (resume).
+    """
+
+    def __init__(
+        self,
+        urls: list[str],
+        ids: LayoutIds,
+        batching: Batching,
+        *,
+        train: bool,
+        delays: DelayDistribution | None = None,
+        fixed_delay_ms: int | None = None,
+        shuffle_buffer: int = 1000,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        skip_batches: int = 0,
+    ) -> None:
+        super().__init__()
+        if not train and fixed_delay_ms is None:
+            raise ValueError("validation streams need a fixed delay")
+        self.urls, self.ids, self.batching, self.train = urls, ids, batching, train
+        self.delays = delays or DelayDistribution()
+        self.fixed_delay_ms = fixed_delay_ms
+        self.shuffle_size, self.seed = shuffle_buffer, seed
+        self.rank, self.world_size, self.skip_batches = rank, world_size, skip_batches
+
+    def _train_items(self, role: int, n_workers: int) -> Iterator[Item]:
+        for epoch in itertools.count():
+            urls = list(self.urls)
+            random.Random(self.seed + epoch).shuffle(urls)  # same order on every rank
+            # webdataset's split_by_worker takes the DataLoader worker id; we split by the
+            # worker's role instead (see __iter__), with the same rule: every n-th shard.
+            mine = list(itertools.islice(wds.split_by_node(urls), role, None, n_workers))
+            if not mine:
+                raise RuntimeError(
+                    f"{len(self.urls)} training shards cannot feed {self.world_size} ranks × "
+                    f"{n_workers} DataLoader workers (rank {self.rank} got none for worker "
+                    f"{role}): write more, smaller shards or lower data.num_workers"
+                )
+            n = 0
+            for n, item in enumerate(read_items(mine), 1):  # noqa: B007 - n counts the pass
+                yield item
+            if n == 0:
+                raise RuntimeError(f"shards {mine[:3]}… hold no readable samples")
+
+    def _val_items(self, worker: int, n_workers: int) -> Iterator[Item]:
+        # Every rank reads every shard and keeps 1 sample in (ranks × workers): small validation
+        # sets with fewer shards than ranks still split evenly and never overlap.
+        share, me = self.world_size * n_workers, self.rank * n_workers + worker
+        for i, item in enumerate(read_items(self.urls)):
+            if i % share == me:
+                yield item
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = torch.utils.data.get_worker_info()
+        worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
+        if not self.train:
+            assert self.fixed_delay_ms is not None
+            items = self._val_items(worker, n_workers)
+            for plan in bucket_batches(items, self.batching, flush=True):
+                yield collate(plan, self.fixed_delay_ms, self.ids)
+            return
+        seen = wds.utils.pytorch_worker_info()[:2]
+        if seen != (self.rank, self.world_size):
+            raise RuntimeError(
+                f"webdataset sees rank {seen[0]} of {seen[1]} but the trainer runs rank "
+                f"{self.rank} of {self.world_size}: set RANK and WORLD_SIZE for the workers "
+                "(or use the default fork start method)"
+            )
+        # The DataLoader takes batches from its workers round-robin, starting at worker 0 on
+        # every (re)start. After `skip` batches the next one is due from the worker that was
+        # `skip % n` then, so each worker takes over that role: its shards, seeds and place.
+        role = (worker + self.skip_batches) % n_workers
+        skip = len(range(role, self.skip_batches, n_workers))  # batches this role already made
+        rng = random.Random(self.seed * 1_000_003 + self.rank * 1009 + role)
+        items = shuffle_buffer(self._train_items(role, n_workers), self.shuffle_size, rng)
+        for index, plan in enumerate(bucket_batches(items, self.batching, flush=False)):
+            if index < skip:
+                continue  # replayed without decoding a sample
+            delay = self.fixed_delay_ms
+            if delay is None:
+                delay = self.delays.sample(
+                    np.random.default_rng([self.seed, self.rank, role, index])
+                )
+            yield collate(plan, delay, self.ids)
+
+
+class VrtDataModule(L.LightningDataModule):
+    """Shards → batches for ``VrtLitModule`` (log-mel computed on the device).
+
+    Args:
+        train_shards: training shard list (see :func:`expand_shards`).
+        val_shards: validation shard list; ``None``: no validation.
+        tokenizer: ``tekken.json`` / model directory / hub id (the CLI links it to the model's).
+        batching: training batch grouping.
+        val_batching: validation batch grouping (default: same as training).
+        delays: per-batch delay distribution for training.
+        val_delays_ms: fixed delays of the teacher-forced validation loss (one loader each).
+        shuffle_buffer: samples held for shuffling per worker (memory: compressed flac).
+        num_workers: DataLoader workers per rank; keep it (and the number of ranks) unchanged
+            across a resume for an exact replay.
+        seed: shard order, shuffling and delay draws.
+    """
+
+    def __init__(
+        self,
+        train_shards: str | list[str] | None = None,
+        val_shards: str | list[str] | None = None,
+        tokenizer: str | None = None,
+        batching: Batching | None = None,
+        val_batching: Batching | None = None,
+        delays: DelayDistribution | None = None,
+        val_delays_ms: list[int] | None = None,
+        shuffle_buffer: int = 1000,
+        num_workers: int = 2,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.train_shards, self.val_shards, self.tokenizer_source = (
+            train_shards,
+            val_shards,
+            tokenizer,
+        )
+        self.batching = batching or Batching()
+        self.val_batching = val_batching or self.batching
+        self.delays = delays or DelayDistribution()
+        self.val_delays_ms = list(val_delays_ms or DEFAULT_VAL_DELAYS_MS)
+        for ms in self.val_delays_ms:
+            C.check_delay_ms(ms)
+        self.shuffle_buffer, self.num_workers, self.seed = shuffle_buffer, num_workers, seed
+        self.batches_consumed = 0
+        """Training batches handed to the model so far (saved in checkpoints for resuming)."""
+        self._restored: dict[str, int] = {}
+        self._log_mel = LogMel()
+        self._ids: LayoutIds | None = None
+
+    @property
+    def ids(self) -> LayoutIds:
+        if self._ids is None:
+            if self.tokenizer_source is None:
+                raise ValueError("data.tokenizer is not set (tekken.json or model directory)")
+            self._ids = LayoutIds.from_tokenizer(open_tokenizer(self.tokenizer_source))
+        return self._ids
+
+    def _place(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.train_shards is None:
+            raise ShardListError("data.train_shards is not set")
+        self.train_urls = expand_shards(self.train_shards) if self.train_shards else []
+        self.val_urls = expand_shards(self.val_shards) if self.val_shards else []
+        self.ids  # noqa: B018 - fail at setup, not in a DataLoader worker
+
+    def _loader(self, dataset: ShardStream) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=None,  # the dataset batches
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            prefetch_factor=2 if self.num_workers else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world = self._place()
+        if self._restored and (
+            self._restored.get("world_size") != world
+            or self._restored.get("num_workers") != self.num_workers
+        ):
+            log.warning(
+                "resuming with %d ranks × %d workers (checkpoint: %s): the data order differs "
+                "from an uninterrupted run",
+                world,
+                self.num_workers,
+                self._restored,
+            )
+        dataset = ShardStream(
+            self.train_urls,
+            self.ids,
+            self.batching,
+            train=True,
+            delays=self.delays,
+            shuffle_buffer=self.shuffle_buffer,
+            seed=self.seed,
+            rank=rank,
+            world_size=world,
+            skip_batches=self.batches_consumed,
+        )
+        return self._loader(dataset)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        rank, world = self._place()
+        return [
+            self._loader(
+                ShardStream(
+                    self.val_urls,
+                    self.ids,
+                    self.val_batching,
+                    train=False,
+                    fixed_delay_ms=ms,
+                    rank=rank,
+                    world_size=world,
+                )
+            )
+            for ms in (self.val_delays_ms if self.val_urls else [])
+        ]
+
+    def wer_samples(self, n: int) -> list[tuple[str, np.ndarray, str]]:
+        """The first ``n`` validation samples as ``(key, audio (T,) float32, text)``."""
+        return [
+            (it.key, decode_flac(it.flac), it.text)
+            for it in itertools.islice(read_items(self.val_urls), n)
+        ]
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
+        """Waveforms → log-mel on the batch's device; counts training batches for resuming."""
+        if "audio" in batch:
+            audio = batch.pop("audio")
+            if self._log_mel.window.device != audio.device:
+                self._log_mel = self._log_mel.to(audio.device)
+            batch["input_features"] = self._log_mel(audio)  # (B, 128, S·8) float32
+        if self.trainer is not None and self.trainer.training:
+            self.batches_consumed += 1
+        return batch
+
+    def state_dict(self) -> dict[str, int]:
+        _, world = self._place()
+        return {
+            "batches_consumed": self.batches_consumed,
+            "world_size": world,
+            "num_workers": self.num_workers,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self.batches_consumed = int(state_dict["batches_consumed"])
+        self._restored = dict(state_dict)
