@@ -294,6 +294,7 @@ def test_mms_from_pretrained_uses_word_delimiter(hf_dirs: dict[str, Path]) -> No
 
     aligner = MMSAligner.from_pretrained(str(hf_dirs["layer"]), local_files_only=True)
     assert aligner.delimiter_id == CHAR_VOCAB.index("|") and aligner.blank == 0
+    assert aligner.normalize  # the processor's do_normalize
     got = aligner.align(noise_audio(1.5, seed=8), ["good", "day"], "en")
     assert [w.word for w in got] == ["good", "day"] and got[0].end <= got[1].start
 

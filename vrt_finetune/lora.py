@@ -195,6 +195,12 @@ def save_adapter(model: PeftModel, directory: str | Path, state_dict: dict | Non
             checkpoint, already gathered from all ranks); ``None``: read them from ``model``.
     """
     directory = Path(directory)
+    if state_dict is not None:
+        # NOTE: a trained tied embedding appears once in a checkpoint's trainable tensors
+        # (named_parameters skips the tied lm_head twin) but peft saves both modules_to_save
+        # copies: the missing twin is the same tensor, taken from the model.
+        twins = {k: v for k, v in model.state_dict().items() if "modules_to_save" in k}
+        state_dict = {**twins, **state_dict}
     # save_embedding_layers=False: a trained embedding is already in modules_to_save, and
     # "auto" may look the base model up on the hub.
     model.save_pretrained(str(directory), state_dict=state_dict, save_embedding_layers=False)

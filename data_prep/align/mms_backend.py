@@ -169,6 +169,8 @@ class MMSAligner(Aligner):
         max_batch_seconds: Padded audio per forward pass (``batch_size * longest``).
         max_padding: Largest share of an utterance's row that may be padding; ``None``: 5 % on
             CPU, 50 % on GPU (see ``default_max_padding``).
+        normalize: Zero-mean, unit-variance normalise each utterance first, as a Hugging Face
+            ``Wav2Vec2FeatureExtractor`` with ``do_normalize`` does (per item, before padding).
     """
 
     name = "mms"
@@ -185,6 +187,7 @@ class MMSAligner(Aligner):
         batch_size: int = 8,
         max_batch_seconds: float = 120.0,
         max_padding: float | None = None,
+        normalize: bool = False,
     ) -> None:
         self.model = model.eval()
         self.frame_hop = frame_hop_samples(model, kind)
@@ -202,6 +205,7 @@ class MMSAligner(Aligner):
         self.batch_size = batch_size
         self.max_batch_samples = int(max_batch_seconds * SAMPLE_RATE)
         self.max_padding = default_max_padding(device) if max_padding is None else max_padding
+        self.normalize = normalize
 
     @classmethod
     def from_bundle(
@@ -230,8 +234,8 @@ class MMSAligner(Aligner):
     ) -> MMSAligner:
         """A Hugging Face character CTC model (``Wav2Vec2ForCTC`` + processor) by name or path.
 
-        NOTE: like whisperX, raw samples go in; a processor that normalises its input
-        (``do_normalize``) is not applied (the models whisperX uses were aligned this way).
+        Each utterance is normalised like the model's feature extractor would (``do_normalize``),
+        but per item before padding, so batching does not change it.
         """
         from transformers import AutoModelForCTC, AutoProcessor
 
@@ -249,6 +253,7 @@ class MMSAligner(Aligner):
             blank=tokenizer.pad_token_id,
             delimiter=getattr(tokenizer, "word_delimiter_token", None),
             device=device,
+            normalize=bool(getattr(processor.feature_extractor, "do_normalize", False)),
             **kwargs,
         )
 
@@ -264,6 +269,8 @@ class MMSAligner(Aligner):
         waves = []
         for audio, _, _ in items:
             wave = torch.from_numpy(as_waveform(audio))
+            if self.normalize:  # Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm, per item
+                wave = (wave - wave.mean()) / torch.sqrt(wave.var(correction=0) + 1e-7)
             if len(wave) < MIN_MODEL_SAMPLES:
                 wave = nn.functional.pad(wave, (0, MIN_MODEL_SAMPLES - len(wave)))
             waves.append(wave)
