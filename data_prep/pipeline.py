@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from data_prep import audio_io
 from data_prep.align.base import AlignedWord, Aligner, AlignmentFailure, interpolate_missing
 from data_prep.align.given import match_given
 from data_prep.config import PrepConfig
-from data_prep.segment import Word, map_to_written, reject_reason, split_at_pauses
+from data_prep.segment import Word, gaps, map_to_written, reject_reason, split_at_pauses
 from data_prep.shards import (
     ShardInfo,
     UnitShardWriter,
@@ -157,6 +158,7 @@ class UnitProcessor:
         self.tokenizer: StreamingTokenizer = load_tokenizer(config.tokenizer)
         self.ids = TargetIds.from_tokenizer(self.tokenizer)
         self.aligner = make_aligner(config)
+        self._vad: Any = None
 
     # -- stage 1 -------------------------------------------------------------------------
     def _prepare(self, item: SourceItem, result: UnitResult) -> _Prepared | None:
@@ -266,7 +268,8 @@ class UnitProcessor:
         split = split_of(
             p.item, self.config.shards.valid_fraction, self.config.shards.test_fraction
         )
-        segments = split_at_pauses(words, duration, f.max_duration)
+        skip = self._stretches_to_skip(p.audio, words, duration)
+        segments = split_at_pauses(words, duration, f.max_duration, skip)
         for n, (seg_start, seg_end, seg_words) in enumerate(segments):
             key = p.item.key if len(segments) == 1 else f"{p.item.key}_s{n:03d}"
             seg_dur = seg_end - seg_start
@@ -332,6 +335,33 @@ class UnitProcessor:
                 "text": text,
             }
         )
+
+    def _stretches_to_skip(
+        self, audio: np.ndarray, words: list[Word], duration: float
+    ) -> list[int]:
+        """Indices (``segment.gaps``) of unlabelled stretches to leave out of the samples."""
+        f = self.config.filters
+        skip = []
+        for i, start, end in gaps(words, duration):
+            if end - start > f.max_gap:
+                skip.append(i)
+            elif f.vad and end - start > f.vad_min_gap:
+                piece = audio[C.seconds_to_samples(start) : C.seconds_to_samples(end)]
+                if self._has_speech(piece):
+                    skip.append(i)
+        return skip
+
+    def _has_speech(self, audio: np.ndarray) -> bool:
+        """silero-vad (its model ships inside the wheel) hears speech in ``audio``."""
+        import torch
+        from silero_vad import get_speech_timestamps, load_silero_vad
+
+        if self._vad is None:
+            self._vad = load_silero_vad()
+        found = get_speech_timestamps(
+            torch.from_numpy(np.ascontiguousarray(audio)), self._vad, sampling_rate=C.SAMPLE_RATE
+        )
+        return bool(found)
 
     def run_unit(self, unit: int, items: Sequence[SourceItem]) -> UnitResult:
         """Process one unit completely and write its marker (atomic, last)."""

@@ -52,6 +52,13 @@ class Filters:
     """Longest silence between two words inside one segment (unlabelled speech hides there)."""
     max_flagged_fraction: float = 0.2
     """Share of words whose times had to be interpolated; above it: ``unalignable``."""
+    vad: bool = False
+    """Run silero-vad over unlabelled stretches (before, between and after the words) longer
+    than ``vad_min_gap`` and cut out those in which it hears speech: speech the transcript does
+    not cover would teach the model to stay silent. Stretches longer than ``max_gap`` are cut
+    out with or without it."""
+    vad_min_gap: float = 1.0
+    """Seconds; shorter unlabelled stretches are kept without asking the VAD."""
 
     def __post_init__(self) -> None:
         if not 0 < self.min_duration < self.max_duration:
@@ -100,35 +107,31 @@ def map_to_written(norm: Sequence[NormWord], spoken: Sequence[AlignedWord]) -> l
     return out
 
 
-def split_at_pauses(
-    words: Sequence[Word], duration: float, max_duration: float
+GAP_MARGIN = 0.2
+"""Seconds of a skipped stretch kept on each side, so no word is cut at its edge."""
+
+
+def _split_region(
+    words: Sequence[Word], start: float, end: float, max_duration: float
 ) -> list[tuple[float, float, list[Word]]]:
-    """Cut a recording into segments of at most ``max_duration`` seconds.
-
-    Cuts fall in the middle of the widest pause inside the allowed window, never inside a word.
-    Times in the returned words are re-based to their segment's start.
-
-    Returns:
-        ``[(seg_start, seg_end, words)]``; a word longer than ``max_duration`` on its own gets a
-        segment that the duration filter then rejects.
-    """
-    if duration <= max_duration:
-        return [(0.0, duration, list(words))]
+    """Split ``[start, end)`` holding ``words`` (absolute times) into windows of at most
+    ``max_duration`` s cut in the middle of the widest pause of each window's second half."""
+    if end - start <= max_duration:
+        return [(start, end, list(words))]
     segments: list[tuple[float, float, list[Word]]] = []
-    seg_start, first = 0.0, 0
+    seg_start, first = start, 0
     n = len(words)
     while first < n:
         # furthest word that still ends inside the window
         last = first
         while last + 1 < n and words[last + 1].end - seg_start <= max_duration:
             last += 1
-        if last + 1 >= n and duration - seg_start <= max_duration:
-            cut_end = duration
+        if last + 1 >= n and end - seg_start <= max_duration:
+            cut_end = end
             last = n - 1
         elif last == first and words[first].end - seg_start > max_duration:
             cut_end = words[first].end  # one over-long word: its own (rejected) segment
         else:
-            # widest pause between words first..last+1 in the window's second half
             half = seg_start + max_duration / 2
             best, best_gap = last, -1.0
             for j in range(first, min(last + 1, n - 1)):
@@ -136,13 +139,56 @@ def split_at_pauses(
                 if words[j].end >= half and gap > best_gap:
                     best, best_gap = j, gap
             last = best
-            cut_end = (words[last].end + words[last + 1].start) / 2 if last + 1 < n else duration
-        seg_words = [
-            Word(w.word, w.start - seg_start, w.end - seg_start, w.score, w.flagged)
-            for w in words[first : last + 1]
-        ]
-        segments.append((seg_start, cut_end, seg_words))
+            cut_end = (words[last].end + words[last + 1].start) / 2 if last + 1 < n else end
+        segments.append((seg_start, cut_end, list(words[first : last + 1])))
         seg_start, first = cut_end, last + 1
+    return segments
+
+
+def gaps(words: Sequence[Word], duration: float) -> list[tuple[int, float, float]]:
+    """Unlabelled stretches ``(index of the next word, start, end)``: before the first word,
+    between words, and after the last (index ``len(words)``)."""
+    edges = [0.0, *(t for w in words for t in (w.start, w.end)), duration]
+    return [(i, edges[2 * i], edges[2 * i + 1]) for i in range(len(words) + 1)]
+
+
+def split_at_pauses(
+    words: Sequence[Word],
+    duration: float,
+    max_duration: float,
+    skip: Sequence[int] = (),
+) -> list[tuple[float, float, list[Word]]]:
+    """Cut a recording into segments of at most ``max_duration`` seconds.
+
+    Cuts fall in the middle of the widest pause inside the allowed window, never inside a word.
+    The unlabelled stretches listed in ``skip`` (indices into :func:`gaps`: long silences, or
+    speech the transcript does not cover) are left out entirely, keeping ``GAP_MARGIN`` on each
+    side. Times in the returned words are re-based to their segment's start.
+
+    Returns:
+        ``[(seg_start, seg_end, words)]``; a word longer than ``max_duration`` on its own gets a
+        segment that the duration filter then rejects.
+    """
+    stretches = gaps(words, duration)
+    regions: list[tuple[float, float, int, int]] = []  # (start, end, first word, end word)
+    start, first = 0.0, 0
+    for i in sorted(set(skip)):
+        _, g_start, g_end = stretches[i]
+        if i > first:
+            regions.append((start, min(g_start + GAP_MARGIN, duration), first, i))
+        start, first = max(g_end - GAP_MARGIN, 0.0), i
+    if first < len(words):
+        regions.append((start, duration, first, len(words)))
+    segments = []
+    for r_start, r_end, a, b in regions:
+        for seg_start, seg_end, seg_words in _split_region(
+            words[a:b], r_start, r_end, max_duration
+        ):
+            rebased = [
+                Word(w.word, w.start - seg_start, w.end - seg_start, w.score, w.flagged)
+                for w in seg_words
+            ]
+            segments.append((seg_start, seg_end, rebased))
     return segments
 
 

@@ -240,3 +240,55 @@ def test_one_hour_recording_is_split_with_bounded_memory(tmp_path, tokenizer) ->
             assert meta["duration"] <= 30.0 + 1e-6
             total_words += len(meta["words"])
     assert total_words == len(words)
+
+
+@pytest.mark.parametrize("vad", [True, False])
+def test_untranscribed_speech_is_cut_out_with_vad(tmp_path, tokenizer, vad: bool) -> None:
+    """Speech between transcribed sentences that nobody wrote down: silero-vad finds it and the
+    stretch is left out, so no sample teaches the model to stay silent over speech."""
+    a, x, b = (
+        synthesize(t)
+        for t in (
+            "The heart rate is normal.",
+            "Nobody wrote these extra words down at all.",
+            "Please call the nurse.",
+        )
+    )
+    audio = np.concatenate([a.audio, x.audio, b.audio])
+    shift = (len(a.audio) + len(x.audio)) / 16000
+    words = [*a.words, *(type(w)(w.word, w.start + shift, w.end + shift) for w in b.words)]
+    sf.write(tmp_path / "u.wav", audio, 16000)
+    (tmp_path / "u.ctm").write_text(
+        "".join(f"u 1 {w.start:.3f} {w.end - w.start:.3f} {w.word}\n" for w in words)
+    )
+    (tmp_path / "m.jsonl").write_text(
+        json.dumps(
+            {
+                "audio": "u.wav",
+                "id": "u",
+                "alignment": "u.ctm",
+                "text": "The heart rate is normal. Please call the nurse.",
+            }
+        )
+        + "\n"
+    )
+    summary = run(
+        _cfg(
+            tmp_path / "out",
+            tokenizer,
+            tmp_path / "m.jsonl",
+            **{
+                "aligner.backend": "given",
+                "filters.vad": vad,
+                "filters.max_words_per_second": 20.0,
+            },
+        ),
+        progress=False,
+    )
+    assert summary["rejected"] == 0
+    assert summary["kept_samples"] == (2 if vad else 1)
+    kept = summary["hours_by_split"]["train"] * 3600
+    if vad:  # the untranscribed sentence is gone, the two transcribed ones stay
+        assert kept < (len(audio) - len(x.audio)) / 16000 + 0.5
+    else:
+        assert kept == pytest.approx(len(audio) / 16000, abs=0.01)

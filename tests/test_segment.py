@@ -3,7 +3,14 @@
 import pytest
 
 from data_prep.align.base import AlignedWord
-from data_prep.segment import Filters, Word, map_to_written, reject_reason, split_at_pauses
+from data_prep.segment import (
+    Filters,
+    Word,
+    gaps,
+    map_to_written,
+    reject_reason,
+    split_at_pauses,
+)
 from data_prep.text_norm import normalize_transcript
 
 
@@ -103,3 +110,22 @@ def test_filters_name_their_reason() -> None:
     assert reject_reason(gap, 10.0, f) == "long_gap"
     with pytest.raises(ValueError):
         Filters(min_duration=5, max_duration=2)
+
+
+def test_skipped_stretches_are_left_out() -> None:
+    words = [
+        Word("a", 0.5, 1.0, 1, False),
+        Word("b", 1.2, 1.6, 1, False),
+        Word("c", 9.0, 9.5, 1, False),
+        Word("d", 9.6, 10.0, 1, False),
+    ]
+    assert [(i, s, e) for i, s, e in gaps(words, 11.0)][2] == (2, 1.6, 9.0)
+    segments = split_at_pauses(words, 11.0, 30.0, skip=[2])
+    assert [(s, e, [w.word for w in ws]) for s, e, ws in segments] == [
+        (0.0, pytest.approx(1.8), ["a", "b"]),
+        (pytest.approx(8.8), 11.0, ["c", "d"]),
+    ]
+    assert segments[1][2][0].start == pytest.approx(0.2)  # re-based
+    # leading and trailing stretches too
+    segments = split_at_pauses(words, 11.0, 30.0, skip=[0, 2, 4])
+    assert [(round(s, 2), round(e, 2)) for s, e, _ in segments] == [(0.3, 1.8), (8.8, 10.2)]
