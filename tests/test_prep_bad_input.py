@@ -292,3 +292,27 @@ def test_untranscribed_speech_is_cut_out_with_vad(tmp_path, tokenizer, vad: bool
         assert kept < (len(audio) - len(x.audio)) / 16000 + 0.5
     else:
         assert kept == pytest.approx(len(audio) / 16000, abs=0.01)
+
+
+def test_mms_backend_through_the_pipeline(corpus, aligner_dir, tmp_path, tokenizer) -> None:
+    """The multilingual backend (a local CTC model directory here) plugs into vrt-prep too."""
+    manifest, _ = corpus
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()[:1]]
+    rows[0]["audio"] = str(manifest.parent / rows[0]["audio"])
+    small = tmp_path / "m.jsonl"
+    small.write_text(json.dumps(rows[0]) + "\n")
+    summary = run(
+        _cfg(
+            tmp_path / "out",
+            tokenizer,
+            small,
+            **{
+                "aligner.backend": "mms",
+                "aligner.model": str(aligner_dir),
+                "filters.max_flagged_fraction": 1.0,
+            },
+        ),
+        progress=False,
+    )
+    assert summary["kept_samples"] + summary["rejected"] == 1
+    assert summary["kept_samples"] == 1, summary["reject_examples"]
