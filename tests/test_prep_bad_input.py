@@ -34,6 +34,27 @@ def _cfg(out: Path, tokenizer, manifest: Path, **extra):
     return load_config(None, [f"{k}={json.dumps(v)}" for k, v in base.items()])
 
 
+def encode_with_ffmpeg(audio: np.ndarray, path: Path, *args: str) -> None:
+    """(frames, channels) float32 at 16 kHz → ``path`` through ffmpeg (mp3, 44.1 kHz flac …)."""
+    cmd = [
+        "ffmpeg",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "f32le",
+        "-ar",
+        "16000",
+        "-ac",
+        str(audio.shape[1]),
+        "-i",
+        "-",
+        *args,
+        str(path),
+    ]
+    subprocess.run(cmd, input=audio.astype(np.float32).tobytes(), check=True)
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> tuple[Path, dict[str, str | None]]:
     """A manifest of bad (and some awkward but good) rows; value: expected reject reason."""
@@ -52,46 +73,8 @@ def corpus(tmp_path_factory) -> tuple[Path, dict[str, str | None]]:
     sf.write(d / "clipped.wav", np.clip(speech * 50, -1, 1), 16000)
     sf.write(d / "eight_bit.wav", speech, 16000, subtype="PCM_U8")
     stereo = np.stack([speech, speech * 0.5], axis=1)
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "f32le",
-            "-ar",
-            "16000",
-            "-ac",
-            "2",
-            "-i",
-            "-",
-            "-ar",
-            "44100",
-            str(d / "stereo44k.flac"),
-        ],
-        input=stereo.astype(np.float32).tobytes(),
-        check=True,
-    )
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "f32le",
-            "-ar",
-            "16000",
-            "-ac",
-            "1",
-            "-i",
-            "-",
-            str(d / "speech.mp3"),
-        ],
-        input=speech.astype(np.float32).tobytes(),
-        check=True,
-    )
+    encode_with_ffmpeg(stereo, d / "stereo44k.flac", "-ar", "44100")
+    encode_with_ffmpeg(speech[:, None], d / "speech.mp3")
     sf.write(d / "noise.wav", noise_audio(3.0), 16000)
     rows = [  # (audio, text, expected reason or None for kept)
         ("good.wav", GOOD, None),
