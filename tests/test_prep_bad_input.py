@@ -205,10 +205,12 @@ def test_one_hour_recording_is_split_with_bounded_memory(tmp_path, tokenizer) ->
         )
         + "\n"
     )
-    # a fresh process, so the peak is this job's alone (not what earlier tests left behind)
+    # a fresh process, so the peak is this job's alone. NOTE: its VmHWM, not ru_maxrss, which
+    # Linux carries over from the (large) forked test process across exec.
     code = (
-        "import resource, sys; from data_prep.cli import main; rc = main(sys.argv[1:]); "
-        "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)"
+        "import re, sys; from data_prep.cli import main; rc = main(sys.argv[1:]); "
+        "status = open('/proc/self/status').read(); "
+        "print('PEAK_KB', re.search(r'VmHWM:\\s+(\\d+)', status).group(1)); sys.exit(rc)"
     )
     overrides = {
         "output": tmp_path / "out",
