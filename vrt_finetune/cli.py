@@ -1,20 +1,7 @@
-"""Console scripts ``vrt-train``, ``vrt-eval`` and ``vrt-export``.
-
-Each command's full interface lands with its issue (training, evaluation/export); until then the
-command says so and exits with status 2 rather than pretending to work.
-"""
+"""Console scripts ``vrt-train``, ``vrt-eval`` and ``vrt-export`` (``vrt-prep`` is
+``data_prep.cli``). Imports are deferred so each command loads only what it needs."""
 
 from __future__ import annotations
-
-import sys
-
-
-def _not_yet(name: str, what: str) -> int:
-    print(
-        f"{name}: not yet available ({what} has not landed yet; see the README's status table)",
-        file=sys.stderr,
-    )
-    return 2
 
 
 def train_main() -> int:
