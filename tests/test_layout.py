@@ -26,7 +26,14 @@ def test_layout_matches_timings(tokenizer, delay_ms: int) -> None:
         delay_ms=delay_ms,
     )
     n = len(ex.input_ids)
-    assert n == 1 + L + d + len(targets.stream)
+    n_speech = C.samples_to_tokens_ceil(len(speech))
+    frames = max(len(targets.stream), n_speech + C.OFFLINE_RIGHT_PAD_EXTRA_TOKENS)
+    assert n == 1 + L + d + frames
+    # the stored stream, then [P] over the silence that offline decoding also runs through
+    np.testing.assert_array_equal(
+        ex.input_ids[1 + L + d : 1 + L + d + len(targets.stream)], targets.stream
+    )
+    assert (ex.input_ids[1 + L + d + len(targets.stream) :] == tokenizer.pad_id).all()
     assert ex.audio.shape == (n * C.SAMPLES_PER_TOKEN,)
     # prompt: [BOS] + [P] x (L + d), all ignored by the loss except the last position
     assert ex.input_ids[0] == tokenizer.bos_id

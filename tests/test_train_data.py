@@ -160,12 +160,16 @@ def test_train_batches_match_word_timings(shards: Path, tokenizer) -> None:
             meta, flac = metas[key]
             speech, _ = sf.read(io.BytesIO(flac), dtype="float32")
             stream = meta["targets"]["stream"]
-            length = 1 + L + d + len(stream)
+            # the stream, extended with [P] over the silence offline decoding also runs through
+            frames = max(len(stream), C.samples_to_tokens_ceil(len(speech)) + 10)
+            length = 1 + L + d + frames
             ids_row, labels = batch["input_ids"][row], batch["labels"][row]
-            # prompt, stream, then right padding with [P] / -100 / silence
+            # prompt, stream, trailing [P] targets, then batch padding with [P] / -100 / silence
             assert ids_row[0] == tokenizer.bos_id and (ids_row[1 : 1 + L + d] == ids.pad).all()
-            assert ids_row[1 + L + d : length].tolist() == stream
-            assert (ids_row[length:] == ids.pad).all() and (labels[length - 1 :] == -100).all()
+            assert ids_row[1 + L + d : 1 + L + d + len(stream)].tolist() == stream
+            assert (ids_row[1 + L + d + len(stream) :] == ids.pad).all()
+            assert (labels[L + d + len(stream) : length - 1] == ids.pad).all()
+            assert (labels[length - 1 :] == -100).all()
             assert (labels[: L + d] == IGNORE_INDEX).all()
             audio = batch["audio"][row].numpy()
             left = L * C.SAMPLES_PER_TOKEN

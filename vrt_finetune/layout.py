@@ -5,7 +5,8 @@ speech frame ``i + 1``) and a delay of ``d`` tokens, the sequence is exactly the
 streaming layout followed by the shifted targets::
 
     position k:  0      1 … L+d     L+d+1 … L+d+N
-    ids:         [BOS]  [P] … [P]   stream[0] … stream[N-1]
+    ids:         [BOS]  [P] … [P]   stream[0] … stream[N-1]   (stream padded with [P] to
+                                    cover the speech plus the 10 silent offline-decoding tokens)
     labels:      ignored …  ignored stream[0] at k = L+d, …, stream[N-1] at k = L+d+N-1;
                                     the last position is ignored
     audio:       L silent tokens, the speech, then silence up to L+d+N+1 tokens in all
@@ -48,11 +49,18 @@ def layout_example(
     pad_id: int,
     n_left_pad_tokens: int,
     delay_ms: int,
+    trailing_pad_tokens: int = C.OFFLINE_RIGHT_PAD_EXTRA_TOKENS,
 ) -> StreamExample:
     """Lay out one utterance at ``delay_ms`` (validated: 80-2400 ms in 80 ms steps).
 
     Args:
         stream: delay-independent targets; covers at least every speech token.
+        trailing_pad_tokens: ``[P]`` frames of silence kept after the speech (the stream is
+            extended with ``[P]`` up to ``speech tokens + trailing_pad_tokens`` frames when
+            shorter). Offline decoding runs ``(d + 1) + 10`` silent tokens past the audio
+            (``mistral_common``'s right padding), 10 frames more than the stream itself; without
+            them in training a model never learns to stay silent there and writes junk after
+            the last word.
         speech: ``(T,)`` float32 16 kHz audio of the utterance.
     """
     d = C.check_delay_ms(delay_ms)
@@ -61,6 +69,10 @@ def layout_example(
             f"target stream of {len(stream)} frames is shorter than the audio "
             f"({C.samples_to_tokens_ceil(len(speech))} tokens): rebuild the targets"
         )
+    n_speech_tokens = C.samples_to_tokens_ceil(len(speech))
+    missing = n_speech_tokens + trailing_pad_tokens - len(stream)
+    if missing > 0:
+        stream = [*stream, *([pad_id] * missing)]
     prompt_len = 1 + n_left_pad_tokens + d
     ids = np.empty(prompt_len + len(stream), dtype=np.int64)
     ids[0] = bos_id
