@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"))
-    parser.add_argument("--n-general", type=int, default=300)
+    parser.add_argument("--n-general", type=int, default=600)
     parser.add_argument("--n-medical", type=int, default=120)
     parser.add_argument("--base-steps", type=int, default=1500)
     parser.add_argument("--tune-steps", type=int, default=300)
