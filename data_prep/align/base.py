@@ -118,6 +118,21 @@ class Aligner(ABC):
         return out
 
 
+class BatchAligner(Aligner):
+    """An aligner whose batched path is the primary one: ``align`` is a batch of one."""
+
+    @abstractmethod
+    def align_batch(self, items: Sequence[AlignItem]) -> list[list[AlignedWord] | AlignmentFailure]:
+        """Align utterances, several per forward pass (see :meth:`Aligner.align_batch`)."""
+
+    def align(self, audio: np.ndarray, words: list[str], language: str) -> list[AlignedWord]:
+        """Align one utterance (see :meth:`Aligner.align`)."""
+        result = self.align_batch([(audio, words, language)])[0]
+        if isinstance(result, AlignmentFailure):
+            raise AlignmentError(result.reason, result.message)
+        return result
+
+
 def as_waveform(audio: np.ndarray) -> np.ndarray:
     """Check an utterance's audio and return it as contiguous float32.
 

@@ -27,10 +27,10 @@ from torch import nn
 
 from data_prep.align.base import (
     AlignedWord,
-    Aligner,
     AlignItem,
     AlignmentError,
     AlignmentFailure,
+    BatchAligner,
     as_waveform,
     interpolate_missing,
 )
@@ -154,7 +154,7 @@ def emissions_to_words(
     return interpolate_missing(words, placed, duration)
 
 
-class MMSAligner(Aligner):
+class MMSAligner(BatchAligner):
     """CTC forced alignment of romanised text with any wav2vec2-style CTC model.
 
     Args:
@@ -256,13 +256,6 @@ class MMSAligner(Aligner):
             normalize=bool(getattr(processor.feature_extractor, "do_normalize", False)),
             **kwargs,
         )
-
-    def align(self, audio: np.ndarray, words: list[str], language: str) -> list[AlignedWord]:
-        """Align one utterance (see :meth:`Aligner.align`); ``language`` is not needed."""
-        result = self.align_batch([(audio, words, language)])[0]
-        if isinstance(result, AlignmentFailure):
-            raise AlignmentError(result.reason, result.message)
-        return result
 
     def align_batch(self, items: Sequence[AlignItem]) -> list[list[AlignedWord] | AlignmentFailure]:
         """Align utterances, several per forward pass (see :meth:`Aligner.align_batch`)."""

@@ -31,10 +31,10 @@ from torch import nn
 
 from data_prep.align.base import (
     AlignedWord,
-    Aligner,
     AlignItem,
     AlignmentError,
     AlignmentFailure,
+    BatchAligner,
     as_waveform,
     interpolate_missing,
 )
@@ -183,7 +183,7 @@ def reference_align(
     return wxa.align([segment], model, metadata, as_waveform(audio), device)["word_segments"]
 
 
-class WhisperXAligner(Aligner):
+class WhisperXAligner(BatchAligner):
     """whisperX alignment, batched through its wav2vec2 model.
 
     Args:
@@ -265,13 +265,6 @@ class WhisperXAligner(Aligner):
                 )
             self._register(language, model.eval(), metadata)
         return self._models[language]
-
-    def align(self, audio: np.ndarray, words: list[str], language: str) -> list[AlignedWord]:
-        """Align one utterance (see :meth:`Aligner.align`)."""
-        result = self.align_batch([(audio, words, language)])[0]
-        if isinstance(result, AlignmentFailure):
-            raise AlignmentError(result.reason, result.message)
-        return result
 
     def align_batch(self, items: Sequence[AlignItem]) -> list[list[AlignedWord] | AlignmentFailure]:
         """Align utterances, several per wav2vec2 forward pass (see :meth:`Aligner.align_batch`)."""
