@@ -36,3 +36,18 @@ def tiny_model(tokenizer):
     from vrt_finetune.testing import make_tiny_model
 
     return make_tiny_model(tokenizer).eval()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a module of tiny-model tests, restored afterwards.
+
+    Tiny models' matmuls are smaller than the cost of syncing two threads, and on a shared
+    2-core machine every OpenMP barrier waits for a descheduled thread (a tiny forward: 8 ms on
+    one thread vs 0.6 s on two under load, measured). Use with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -30,14 +30,7 @@ FRAME_S = SAMPLES_PER_ENCODER_FRAME / SAMPLE_RATE
 WORDS = "the quick brown fox jumps over a lazy dog while seven birds sing".split()  # noqa: SIM905
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine every
-    OpenMP barrier waits for a descheduled thread (8 ms vs 0.6 s per forward, measured)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _utterances(n: int, seed: int = 0) -> list[tuple[np.ndarray, list[str], str]]:

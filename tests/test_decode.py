@@ -14,15 +14,7 @@ from vrt_finetune.features import LogMel
 from vrt_finetune.model import build_model, tiny_config
 from vrt_finetune.prompt import pad_audio, streaming_prompt
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # a tiny model's matmuls are far smaller than the cost of syncing two threads (and the two
-    # cores are shared): one thread runs these tests several times faster
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

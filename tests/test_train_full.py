@@ -17,13 +17,7 @@ from vrt_finetune.model import load_model
 from vrt_finetune.testing import save_tiny_checkpoint
 from vrt_finetune.train import AdapterCheckpoint, adapter_dir
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fit(module: VrtLitModule, tokenizer, shards: Path, out: Path, steps: int = 3) -> Path:

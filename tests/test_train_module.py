@@ -30,12 +30,7 @@ from vrt_finetune.testing import make_test_tokenizer, save_tiny_checkpoint
 TINY = TinyModel(hidden=32, heads=2, kv_heads=1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # two shared cores: more threads only add contention
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

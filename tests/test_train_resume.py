@@ -17,14 +17,7 @@ from vrt_finetune.lora import LoraSettings, load_adapter
 from vrt_finetune.testing import make_tiny_model
 from vrt_finetune.train import AdapterCheckpoint, adapter_dir
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # two cores shared with other jobs: more threads only add contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class StopAt(L.Callback):
