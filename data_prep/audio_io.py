@@ -33,6 +33,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from data_prep.errors import ItemError
 from vrt_finetune.constants import SAMPLE_RATE
 
 AudioReason = Literal[
@@ -66,20 +67,10 @@ _MAX_CHANNELS = 64
 """More columns than this in an in-memory array means it was passed as (channels, frames)."""
 
 
-class AudioError(Exception):
-    """Audio that cannot be used, with a stable ``reason`` code and a message giving the fix.
+class AudioError(ItemError):
+    """Audio that cannot be used; ``reason`` is one of :data:`AudioReason`."""
 
-    Attributes:
-        reason: Short stable code (see :data:`AudioReason`).
-        path: The file, or a label such as ``"<bytes>"`` for in-memory input.
-        message: What is wrong and how to fix it.
-    """
-
-    def __init__(self, reason: AudioReason, path: str | Path, message: str) -> None:
-        super().__init__(f"{path}: {message} [{reason}]")
-        self.reason: AudioReason = reason
-        self.path = str(path)
-        self.message = message
+    reason: AudioReason
 
 
 # --------------------------------------------------------------------------- resampling

@@ -28,24 +28,16 @@ from typing import Literal
 
 from num2words import CONVERTER_CLASSES, num2words
 
+from data_prep.errors import ItemError
+
 TranscriptReason = Literal["missing_file", "unreadable", "not_utf8", "empty"]
 """Stable codes for :class:`TranscriptError`; reports count items per code."""
 
 
-class TranscriptError(Exception):
-    """A transcript file that cannot be used, with a stable ``reason`` and the fix.
+class TranscriptError(ItemError):
+    """A transcript file that cannot be used; ``reason`` is one of :data:`TranscriptReason`."""
 
-    Attributes:
-        reason: Short stable code (see :data:`TranscriptReason`).
-        path: The transcript file.
-        message: What is wrong and how to fix it.
-    """
-
-    def __init__(self, reason: TranscriptReason, path: str | Path, message: str) -> None:
-        super().__init__(f"{path}: {message} [{reason}]")
-        self.reason: TranscriptReason = reason
-        self.path = str(path)
-        self.message = message
+    reason: TranscriptReason
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,22 @@
+"""The error an input item carries when it cannot be used: a stable reason code, the file, and
+a message giving the fix. The pipeline counts items by ``reason``; nothing is dropped silently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ItemError(Exception):
+    """An unusable input item (audio, transcript …).
+
+    Attributes:
+        reason: Short stable code, counted in the run's summary and card.
+        path: The file, or a label such as ``"<bytes>"`` for in-memory input.
+        message: What is wrong and how to fix it.
+    """
+
+    def __init__(self, reason: str, path: str | Path, message: str) -> None:
+        super().__init__(f"{path}: {message} [{reason}]")
+        self.reason = reason
+        self.path = str(path)
+        self.message = message
