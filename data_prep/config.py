@@ -56,8 +56,13 @@ class AlignerConfig:
     batch_size: int = 8
     """Utterances per acoustic-model forward pass."""
     max_seconds: float = 600.0
-    """Longest recording aligned in one piece: the CTC trellis grows with frames × characters.
-    Longer recordings need word timestamps or ``start``/``end`` windows in the manifest."""
+    """Longest recording aligned in one piece: the CTC trellis grows with frames × characters,
+    the acoustic model's activations with the audio. Longer ones go through ``long_form``."""
+    long_form: bool = True
+    """Align recordings longer than ``max_seconds`` with no word times the long-form way
+    (emissions window by window, text chunk by chunk: ``data_prep.align.longform``; memory
+    bounded by one 36 s window's activations, ~0.4 GB for wav2vec2-base). ``false``: reject
+    them as ``too_long_to_align`` (give word times or ``start``/``end`` windows instead)."""
 
 
 @dataclass

@@ -4,7 +4,8 @@ Flow of one work unit (``items_per_unit`` consecutive input items, a pure functi
 
 1. read and check audio, clean and normalise the transcript (``audio_io``, ``text_norm``);
 2. align the spoken words, batched through the acoustic model (``data_prep.align``), or take
-   the timestamps the data already has;
+   the timestamps the data already has; a recording longer than ``aligner.max_seconds`` is
+   aligned on its own, the long-form way (``data_prep.align.longform``);
 3. map times back onto the written words, split long recordings at pauses, filter (``segment``);
 4. build the delay-independent ``[P]``/``[W]`` stream (``targets``) and write ``KEY.flac`` +
    ``KEY.json`` into the unit's own shards (``shards``);
@@ -148,6 +149,8 @@ class _Prepared:
     norm: list[NormWord]
     spoken: list[str]
     given: list[AlignedWord] | None
+    long_form: bool = False
+    """Longer than ``aligner.max_seconds``: aligned alone by the long-form aligner."""
 
 
 class UnitProcessor:
@@ -158,6 +161,13 @@ class UnitProcessor:
         self.tokenizer: StreamingTokenizer = load_tokenizer(config.tokenizer)
         self.ids = TargetIds.from_tokenizer(self.tokenizer)
         self.aligner = make_aligner(config)
+        self.long_aligner: Aligner | None = None
+        if config.aligner.long_form and self.aligner is not None:  # torch is loaded by now
+            from data_prep.align.longform import LongFormAligner
+            from data_prep.align.longform_backends import supports_long_form
+
+            if supports_long_form(self.aligner):
+                self.long_aligner = LongFormAligner(self.aligner)
         self._vad: Any = None
 
     # -- stage 1 -------------------------------------------------------------------------
@@ -190,17 +200,21 @@ class UnitProcessor:
             result.reject(item, str(check.reason), f"{item.source}: {'; '.join(check.notes)}")
             return None
         given = None
+        long_form = False
         if item.words is not None:
             given = self._given_spoken(item, norm, spoken, len(audio) / C.SAMPLE_RATE)
         elif len(audio) > C.seconds_to_samples(self.config.aligner.max_seconds):
-            result.reject(
-                item,
-                "too_long_to_align",
-                f"{item.source}: {len(audio) / C.SAMPLE_RATE:.0f} s is longer than "
-                f"aligner.max_seconds={self.config.aligner.max_seconds:.0f}; give word "
-                "timestamps (alignment column) or start/end windows in the manifest",
-            )
-            return None
+            if self.long_aligner is None:
+                result.reject(
+                    item,
+                    "too_long_to_align",
+                    f"{item.source}: {len(audio) / C.SAMPLE_RATE:.0f} s is longer than "
+                    f"aligner.max_seconds={self.config.aligner.max_seconds:.0f} and "
+                    "long-form alignment is off (aligner.long_form, whisperx/mms backends); "
+                    "give word timestamps (alignment column) or start/end windows",
+                )
+                return None
+            long_form = True
         elif self.aligner is None:
             result.reject(
                 item,
@@ -208,7 +222,7 @@ class UnitProcessor:
                 f"{item.source}: aligner 'given' but the item has no word timestamps",
             )
             return None
-        return _Prepared(item, audio, norm, spoken, given)
+        return _Prepared(item, audio, norm, spoken, given, long_form)
 
     @staticmethod
     def _given_spoken(
@@ -242,8 +256,9 @@ class UnitProcessor:
         out = [(p, p.given) for p in batch if p.given is not None]
         todo = [p for p in batch if p.given is None]
         if todo:
-            assert self.aligner is not None
-            aligned = self.aligner.align_batch([(p.audio, p.spoken, p.item.language) for p in todo])
+            aligner = self.long_aligner if todo[0].long_form else self.aligner
+            assert aligner is not None and all(p.long_form == todo[0].long_form for p in todo)
+            aligned = aligner.align_batch([(p.audio, p.spoken, p.item.language) for p in todo])
             for p, words in zip(todo, aligned, strict=True):
                 if isinstance(words, AlignmentFailure):
                     result.reject(p.item, words.reason, f"{p.item.source}: {words.message}")
@@ -372,6 +387,14 @@ class UnitProcessor:
             prepared: list[_Prepared] = []
             for item in items:
                 p = self._prepare(item, result)
+                if p is not None and p.long_form:
+                    # alone, in input order: the batch so far first, then the long recording,
+                    # so no other recording's audio waits in memory beside it
+                    for batch in (prepared, [p]):
+                        for pp, spoken in self._align(batch, result):
+                            self._emit(pp, spoken, writers, result)
+                    prepared = []
+                    continue
                 if p is not None:
                     prepared.append(p)
                 if len(prepared) >= bs:

@@ -4,7 +4,9 @@
   :class:`AlignmentFailure`, :func:`interpolate_missing`);
 * :mod:`~data_prep.align.whisperx_backend`: whisperX's wav2vec2 alignment, batched;
 * :mod:`~data_prep.align.mms_backend`: multilingual MMS forced alignment (torchaudio);
-* :mod:`~data_prep.align.given`: timestamps the data already has (whisperX JSON, CTM, TextGrid).
+* :mod:`~data_prep.align.given`: timestamps the data already has (whisperX JSON, CTM, TextGrid);
+* :mod:`~data_prep.align.longform`: recordings of any length with one transcript (windowed
+  emissions, chunked Viterbi :mod:`~data_prep.align.ctc_viterbi`, the backend per piece).
 
 The backends import torch/whisperX and load on first use of their names here.
 """
@@ -26,6 +28,7 @@ _LAZY = {
     "WhisperXAligner": "data_prep.align.whisperx_backend",
     "MMSAligner": "data_prep.align.mms_backend",
     "GivenAligner": "data_prep.align.given",
+    "LongFormAligner": "data_prep.align.longform",
 }
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "AlignmentError",
     "AlignmentFailure",
     "GivenAligner",
+    "LongFormAligner",
     "MMSAligner",
     "WhisperXAligner",
     "interpolate_missing",

@@ -257,16 +257,37 @@ class MMSAligner(BatchAligner):
             **kwargs,
         )
 
+    def _model_input(self, audio: np.ndarray) -> torch.Tensor:
+        """One utterance's samples exactly as the model sees them alone, ``(n_samples,)``."""
+        wave = torch.from_numpy(as_waveform(audio))
+        if self.normalize:  # Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm, per item
+            wave = (wave - wave.mean()) / torch.sqrt(wave.var(correction=0) + 1e-7)
+        if len(wave) < MIN_MODEL_SAMPLES:
+            wave = nn.functional.pad(wave, (0, MIN_MODEL_SAMPLES - len(wave)))
+        return wave
+
+    def frame_log_probs(
+        self, waves: Sequence[np.ndarray], language: str | None = None
+    ) -> list[torch.Tensor]:
+        """CTC log-probabilities of waveform windows, computed as for a whole utterance.
+
+        Long-form alignment (:mod:`data_prep.align.longform`) calls this on overlapping windows
+        of a long recording; each window is normalised on its own, like an utterance.
+
+        Args:
+            waves: Mono windows at ``SAMPLE_RATE``, shape ``(n_samples_i,)``.
+            language: Unused (one model serves every language); accepted for a common call.
+
+        Returns:
+            Per window, float32 CPU log-probabilities ``(n_frames_i, vocab)``.
+        """
+        x = [self._model_input(w) for w in waves]
+        logits = ctc_logits(self.model, self.kind, x, self.device)
+        return [torch.log_softmax(lg, dim=-1) for lg in logits]
+
     def align_batch(self, items: Sequence[AlignItem]) -> list[list[AlignedWord] | AlignmentFailure]:
         """Align utterances, several per forward pass (see :meth:`Aligner.align_batch`)."""
-        waves = []
-        for audio, _, _ in items:
-            wave = torch.from_numpy(as_waveform(audio))
-            if self.normalize:  # Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm, per item
-                wave = (wave - wave.mean()) / torch.sqrt(wave.var(correction=0) + 1e-7)
-            if len(wave) < MIN_MODEL_SAMPLES:
-                wave = nn.functional.pad(wave, (0, MIN_MODEL_SAMPLES - len(wave)))
-            waves.append(wave)
+        waves = [self._model_input(audio) for audio, _, _ in items]
         results: list[list[AlignedWord] | AlignmentFailure | None] = [None] * len(items)
         for batch in plan_batches(
             [len(w) for w in waves], self.max_batch_samples, self.batch_size, self.max_padding

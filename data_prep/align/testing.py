@@ -182,6 +182,43 @@ def oracle_logits(
     return logits
 
 
+ORACLE_WORDS: tuple[str, ...] = tuple(
+    "the quick brown fox jumps over an lazy dog while seven birds sing in tall green trees".split()  # noqa: SIM905
+)
+"""Words of :func:`oracle_spans` (two letters or more: :func:`oracle_logits` marks a word's end
+by its last letter's spike, which a one-letter word does not have)."""
+
+
+def oracle_spans(
+    seconds: float, seed: int = 0, start: float = 0.5, words: Sequence[str] = ORACLE_WORDS
+) -> list[tuple[str, float, float]]:
+    """A long transcript with word times that :func:`oracle_logits` can spell exactly.
+
+    Each word gets two to seven frames per letter (a letter repeated in a row, "ee", always has
+    a blank frame between its spikes) and pauses of 40-140 ms, one in ten of up to 0.8 s.
+
+    Args:
+        seconds: Length of the recording; the last word ends at least 0.1 s before it.
+        seed: The same seed gives the same transcript.
+        start: Time of the first word.
+        words: Vocabulary drawn from.
+
+    Returns:
+        ``(word, start_s, end_s)`` in order, times on the 20 ms frame grid.
+    """
+    frame_s = SAMPLES_PER_ENCODER_FRAME / SAMPLE_RATE
+    rng = np.random.default_rng(seed)
+    spans: list[tuple[str, float, float]] = []
+    f = round(start / frame_s)
+    while True:
+        word = words[int(rng.integers(len(words)))]
+        n = 2 * len(word) + int(rng.integers(0, 10))
+        if (f + n) * frame_s + 0.1 > seconds:
+            return spans
+        spans.append((word, round(f * frame_s, 2), round((f + n) * frame_s, 2)))
+        f += n + int(rng.integers(2, 40 if rng.random() < 0.1 else 8))
+
+
 def noise_audio(seconds: float, seed: int = 0) -> np.ndarray:
     """Speech-band noise with a syllable-rate envelope, ``(n_samples,)`` float32 at 16 kHz."""
     rng = np.random.default_rng(seed)

@@ -266,6 +266,25 @@ class WhisperXAligner(BatchAligner):
             self._register(language, model.eval(), metadata)
         return self._models[language]
 
+    def frame_log_probs(self, waves: Sequence[np.ndarray], language: str) -> list[torch.Tensor]:
+        """CTC log-probabilities of waveform windows, computed as for a whole utterance.
+
+        Long-form alignment (:mod:`data_prep.align.longform`) calls this on overlapping windows
+        of a long recording: raw samples, one padded forward pass for the batch.
+
+        Args:
+            waves: Mono windows at ``SAMPLE_RATE``, each at least ``MIN_MODEL_SAMPLES`` long,
+                shape ``(n_samples_i,)``.
+            language: Selects the model (see :meth:`model_for`).
+
+        Returns:
+            Per window, float32 CPU log-probabilities ``(n_frames_i, vocab)``.
+        """
+        model, metadata = self.model_for(language)
+        x = [torch.from_numpy(as_waveform(w)) for w in waves]
+        logits = ctc_logits(model, metadata["type"], x, self.device)
+        return [torch.log_softmax(lg, dim=-1) for lg in logits]
+
     def align_batch(self, items: Sequence[AlignItem]) -> list[list[AlignedWord] | AlignmentFailure]:
         """Align utterances, several per wav2vec2 forward pass (see :meth:`Aligner.align_batch`)."""
         results: list[list[AlignedWord] | AlignmentFailure | None] = [None] * len(items)
