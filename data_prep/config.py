@@ -55,9 +55,11 @@ class AlignerConfig:
     device: str = "cpu"
     batch_size: int = 8
     """Utterances per acoustic-model forward pass."""
-    max_seconds: float = 600.0
+    max_seconds: float = 60.0
     """Longest recording aligned in one piece: the CTC trellis grows with frames × characters,
-    the acoustic model's activations with the audio. Longer ones go through ``long_form``."""
+    the acoustic model's attention with frames² (wav2vec2-base over 600 s would need ~40 GB per
+    layer; over 60 s ~0.4 GB). Longer ones go through ``long_form``, which matches the one-piece
+    times on oracle emissions."""
     long_form: bool = True
     """Align recordings longer than ``max_seconds`` with no word times the long-form way
     (emissions window by window, text chunk by chunk: ``data_prep.align.longform``; memory
