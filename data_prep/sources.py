@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +25,9 @@ from data_prep.align.base import AlignedWord
 from data_prep.align.given import read_ctm, read_textgrid, read_whisperx_json
 from data_prep.text_norm import TranscriptError, read_transcript
 from vrt_finetune import constants as C
+
+if TYPE_CHECKING:
+    from data_prep.synth import SynthUtterance
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
 """Audio containers a folder source picks up (decoded by ``data_prep.audio_io``)."""
@@ -248,16 +255,35 @@ def synthetic_items(
 
     texts = [("general", s) for s in sentence_corpus(n_general, seed, "general")]
     texts += [("medical", s) for s in sentence_corpus(n_medical, seed + 1, "medical")]
-    for i, (kind, text) in enumerate(texts):
+
+    def speak(i: int) -> SynthUtterance:
         voice = voices[i % len(voices)]
-        utt = synthesize(text, voice=voice, rate_wpm=150 + 10 * (i % 5))
-        words = tuple(AlignedWord(w.word, w.start, w.end, 1.0) for w in utt.words)
-        yield SourceItem(
-            safe_key(i, kind),
-            (utt.audio, C.SAMPLE_RATE),
-            text,
-            "en",
-            f"espeak-ng:{voice}:{kind}[{i}]",
-            speaker=None,
-            words=words,
-        )
+        return synthesize(texts[i][1], voice=voice, rate_wpm=150 + 10 * (i % 5))
+
+    # Each synthesis is a fresh espeak-ng process (data_prep.synth), so threads overlap them;
+    # a bounded window of futures keeps the order and holds at most `window` waveforms.
+    threads = max(1, min(4, os.cpu_count() or 1))
+    window = 4 * threads
+    with ThreadPoolExecutor(threads) as pool:
+        pending: deque[tuple[int, Future[SynthUtterance]]] = deque()
+        for i in range(len(texts)):
+            pending.append((i, pool.submit(speak, i)))
+            if len(pending) >= window:
+                j, future = pending.popleft()
+                yield _synthetic_item(j, *texts[j], voices[j % len(voices)], future.result())
+        while pending:
+            j, future = pending.popleft()
+            yield _synthetic_item(j, *texts[j], voices[j % len(voices)], future.result())
+
+
+def _synthetic_item(i: int, kind: str, text: str, voice: str, utt: SynthUtterance) -> SourceItem:
+    words = tuple(AlignedWord(w.word, w.start, w.end, 1.0) for w in utt.words)
+    return SourceItem(
+        safe_key(i, kind),
+        (utt.audio, C.SAMPLE_RATE),
+        text,
+        "en",
+        f"espeak-ng:{voice}:{kind}[{i}]",
+        speaker=None,
+        words=words,
+    )
