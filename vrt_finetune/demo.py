@@ -5,7 +5,8 @@
    sentences carrying medical terms, prepared into shards by ``vrt-prep`` (dataset cards);
 3. a tiny model trained from random initialisation on the general shards (``vrt-train``,
    ``recipes/train/demo_base.yaml``: the "base");
-4. LoRA fine-tuning of the base on the medical shards (``recipes/train/demo_medical.yaml``);
+4. LoRA fine-tuning of the base on the medical shards with as many general sentences replayed
+   beside them (``recipes/train/demo_medical.yaml``);
 5. ``vrt-eval`` of base against fine-tuned at several delays: WER, glossary recall, forgetting
    on general sentences, latency; the model card and the WER-by-delay plot;
 6. ``vrt-export`` of the merged model in Hugging Face and Mistral formats.
