@@ -260,6 +260,19 @@ def synthetic_items(
         voice = voices[i % len(voices)]
         return synthesize(texts[i][1], voice=voice, rate_wpm=150 + 10 * (i % 5))
 
+    def item(i: int, utt: SynthUtterance) -> SourceItem:
+        kind, text = texts[i]
+        words = tuple(AlignedWord(w.word, w.start, w.end, 1.0) for w in utt.words)
+        return SourceItem(
+            safe_key(i, kind),
+            (utt.audio, C.SAMPLE_RATE),
+            text,
+            "en",
+            f"espeak-ng:{voices[i % len(voices)]}:{kind}[{i}]",
+            speaker=None,
+            words=words,
+        )
+
     # Each synthesis is a fresh espeak-ng process (data_prep.synth), so threads overlap them;
     # a bounded window of futures keeps the order and holds at most `window` waveforms.
     threads = max(1, min(4, os.cpu_count() or 1))
@@ -268,22 +281,6 @@ def synthetic_items(
         pending: deque[tuple[int, Future[SynthUtterance]]] = deque()
         for i in range(len(texts)):
             pending.append((i, pool.submit(speak, i)))
-            if len(pending) >= window:
+            while len(pending) >= window or (pending and i == len(texts) - 1):
                 j, future = pending.popleft()
-                yield _synthetic_item(j, *texts[j], voices[j % len(voices)], future.result())
-        while pending:
-            j, future = pending.popleft()
-            yield _synthetic_item(j, *texts[j], voices[j % len(voices)], future.result())
-
-
-def _synthetic_item(i: int, kind: str, text: str, voice: str, utt: SynthUtterance) -> SourceItem:
-    words = tuple(AlignedWord(w.word, w.start, w.end, 1.0) for w in utt.words)
-    return SourceItem(
-        safe_key(i, kind),
-        (utt.audio, C.SAMPLE_RATE),
-        text,
-        "en",
-        f"espeak-ng:{voice}:{kind}[{i}]",
-        speaker=None,
-        words=words,
-    )
+                yield item(j, future.result())

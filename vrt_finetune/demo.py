@@ -189,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     base_dir = train_base(out, tok.path, args.base_steps)
 
     _stage(4, f"LoRA on medical sentences, {args.tune_steps} steps (vrt-train)", t0)
-    n_medical_train = json.loads((out / "shards_medical" / "index.json").read_text())
-    replay = replay_shards(out / "shards", "train", n_medical_train["splits"]["train"]["samples"])
+    medical_index = json.loads((out / "shards_medical" / "index.json").read_text())
+    replay = replay_shards(out / "shards", "train", medical_index["splits"]["train"]["samples"])
     print(f"  replay: {len(replay)} general shards beside the medical ones")
     adapter = train(
         MEDICAL_RECIPE,

@@ -64,12 +64,12 @@ def layout_example(
         speech: ``(T,)`` float32 16 kHz audio of the utterance.
     """
     d = C.check_delay_ms(delay_ms)
-    if C.samples_to_tokens_ceil(len(speech)) > len(stream):
+    n_speech_tokens = C.samples_to_tokens_ceil(len(speech))
+    if n_speech_tokens > len(stream):
         raise ValueError(
             f"target stream of {len(stream)} frames is shorter than the audio "
-            f"({C.samples_to_tokens_ceil(len(speech))} tokens): rebuild the targets"
+            f"({n_speech_tokens} tokens): rebuild the targets"
         )
-    n_speech_tokens = C.samples_to_tokens_ceil(len(speech))
     missing = n_speech_tokens + trailing_pad_tokens - len(stream)
     if missing > 0:
         stream = [*stream, *([pad_id] * missing)]

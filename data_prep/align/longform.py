@@ -303,13 +303,12 @@ class LongFormAligner(Aligner):
         if len(wave) <= (o.window_seconds + o.context_seconds) * SAMPLE_RATE:
             return self.aligner.align(wave, words, language)
         backend = self.backend(language)
-        if not any(backend.word_tokens(words)):
-            raise AlignmentError("nothing_to_align", f"no alignable character in {words[:5]!r}")
+        tokens = _word_tokens(backend, words)  # checked before an hour of forward passes
         window = round((o.window_seconds + 2 * o.context_seconds) * SAMPLE_RATE)
         emissions = stitched_log_probs(
             backend.frame_log_probs, wave, backend.hop, o, backend.windows_per_call(window)
         )
-        return self.align_emissions(emissions, words, language, len(wave) / SAMPLE_RATE)
+        return self._place(backend, tokens, emissions, words, len(wave) / SAMPLE_RATE)
 
     def align_emissions(
         self, emissions: torch.Tensor, words: list[str], language: str, duration: float
@@ -331,10 +330,18 @@ class LongFormAligner(Aligner):
             AlignmentError: no alignable character, or more tokens than frames.
         """
         backend = self.backend(language)
-        tokens = backend.word_tokens(words)
+        return self._place(backend, _word_tokens(backend, words), emissions, words, duration)
+
+    def _place(
+        self,
+        backend: LongFormBackend,
+        tokens: list[list[int]],
+        emissions: torch.Tensor,
+        words: list[str],
+        duration: float,
+    ) -> list[AlignedWord]:
+        """Steps 2 and 3 for words whose label ids are ``tokens``."""
         n_tokens = sum(len(t) for t in tokens)
-        if n_tokens == 0:
-            raise AlignmentError("nothing_to_align", f"no alignable character in {words[:5]!r}")
         if n_tokens > len(emissions):
             raise AlignmentError(
                 "too_short", f"{n_tokens} CTC frames needed, {len(emissions)} in {duration:.0f} s"
@@ -354,3 +361,15 @@ class LongFormAligner(Aligner):
                 start, end = min(g.start + offset, duration), min(g.end + offset, duration)
                 placed[i] = AlignedWord(words[i], start, end, g.score, g.flagged)
         return interpolate_missing(words, placed, duration)
+
+
+def _word_tokens(backend: LongFormBackend, words: list[str]) -> list[list[int]]:
+    """``backend``'s label ids per word.
+
+    Raises:
+        AlignmentError: no word has an alignable character (``nothing_to_align``).
+    """
+    tokens = backend.word_tokens(words)
+    if not any(tokens):
+        raise AlignmentError("nothing_to_align", f"no alignable character in {words[:5]!r}")
+    return tokens

@@ -116,6 +116,10 @@ class _MMS(LongFormBackend):
         )
 
 
+_BACKENDS: dict[str, type[LongFormBackend]] = {"whisperx": _WhisperX, "mms": _MMS}
+"""Backends long-form alignment can wrap, by ``Aligner.name``."""
+
+
 def long_form_backend(aligner: Aligner, language: str) -> LongFormBackend:
     """The long-form adapter of a whisperX or MMS aligner for ``language``.
 
@@ -123,13 +127,12 @@ def long_form_backend(aligner: Aligner, language: str) -> LongFormBackend:
         TypeError: the aligner has no acoustic model to compute emissions with.
         AlignmentError: no model for ``language`` (``no_align_model``).
     """
-    if aligner.name == "whisperx":
-        return _WhisperX(aligner, language)
-    if aligner.name == "mms":
-        return _MMS(aligner, language)
-    raise TypeError(f"long-form alignment needs a CTC aligner (whisperx, mms), not {aligner.name}")
+    if not supports_long_form(aligner):
+        names = ", ".join(_BACKENDS)
+        raise TypeError(f"long-form alignment needs a CTC aligner ({names}), not {aligner.name}")
+    return _BACKENDS[aligner.name](aligner, language)
 
 
 def supports_long_form(aligner: Aligner | None) -> bool:
     """Whether :func:`long_form_backend` can wrap ``aligner``."""
-    return aligner is not None and aligner.name in ("whisperx", "mms")
+    return aligner is not None and aligner.name in _BACKENDS
