@@ -54,7 +54,6 @@ import argparse
 import contextlib
 import functools
 import gc
-import io
 import json
 import os
 import statistics
@@ -75,24 +74,18 @@ H100_BF16_DENSE_TFLOPS = 989.0
 # --------------------------------------------------------------------------------- one variant
 def _utterances(tokenizer, n: int, seconds: float, seed: int = 0) -> list:
     """``n`` synthetic ``Item``s of exactly ``seconds`` of noise with a [P]/[W] target stream."""
-    import soundfile as sf
-
-    from data_prep.targets import TargetIds, build_targets
     from vrt_finetune import constants as C
-    from vrt_finetune.data import Item
+    from vrt_finetune.testing import training_item
 
     rng = np.random.default_rng(seed)
     words = ["the", "patient", "reports", "mild", "chest", "pain", "since", "this", "morning"]
     n_samples = C.seconds_to_samples(seconds)
-    target_ids = TargetIds.from_tokenizer(tokenizer)
     items = []
     for i in range(n):
         chosen = list(rng.choice(words, size=max(1, int(seconds * 2.5))))  # 2.5 words/s
         ends = np.sort(rng.uniform(0.2, seconds, len(chosen))).tolist()
-        targets = build_targets(chosen, ends, n_samples, tokenizer.encode, target_ids)
-        buf = io.BytesIO()
-        sf.write(buf, rng.uniform(-0.3, 0.3, n_samples), C.SAMPLE_RATE, format="FLAC")
-        items.append(Item(f"u{i}", buf.getvalue(), list(targets.stream), "", seconds))
+        audio = rng.uniform(-0.3, 0.3, n_samples)
+        items.append(training_item(tokenizer, f"u{i}", audio, chosen, ends, seconds))
     return items
 
 

@@ -18,7 +18,6 @@ weights. Samples/s is the median over the timed steps (after one untimed warm-up
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import resource
@@ -38,13 +37,12 @@ def _rss_bytes() -> int:
 
 
 def _batches(tokenizer, n_batches: int, batch_size: int, delay_ms: int, seed: int = 0):
-    import soundfile as sf
     import torch
 
-    from data_prep.targets import TargetIds, build_targets
     from vrt_finetune import constants as C
-    from vrt_finetune.data import Item, LayoutIds, collate
+    from vrt_finetune.data import LayoutIds, collate
     from vrt_finetune.features import LogMel
+    from vrt_finetune.testing import training_item
 
     rng = np.random.default_rng(seed)
     words = ["the", "patient", "reports", "mild", "chest", "pain", "since", "this", "morning"]
@@ -56,12 +54,8 @@ def _batches(tokenizer, n_batches: int, batch_size: int, delay_ms: int, seed: in
             n = C.seconds_to_samples(seconds)
             chosen = list(rng.choice(words, size=int(seconds * 2.5)))
             ends = np.sort(rng.uniform(0.2, seconds, len(chosen))).tolist()
-            targets = build_targets(
-                chosen, ends, n, tokenizer.encode, TargetIds.from_tokenizer(tokenizer)
-            )
-            buf = io.BytesIO()
-            sf.write(buf, rng.uniform(-0.3, 0.3, n), C.SAMPLE_RATE, format="FLAC")
-            items.append(Item(f"b{i}", buf.getvalue(), list(targets.stream), "", seconds))
+            audio = rng.uniform(-0.3, 0.3, n)
+            items.append(training_item(tokenizer, f"b{i}", audio, chosen, ends, seconds))
         batch = collate(items, delay_ms, ids)
         with torch.no_grad():
             batch["input_features"] = log_mel(batch.pop("audio"))

@@ -8,23 +8,20 @@ full-size model).
 from __future__ import annotations
 
 import copy
-import io
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
-from data_prep.targets import TargetIds, build_targets
 from vrt_finetune import constants as C
-from vrt_finetune.data import Item, LayoutIds, collate
+from vrt_finetune.data import LayoutIds, collate
 from vrt_finetune.decode import greedy_decode
 from vrt_finetune.features import LogMel
 from vrt_finetune.lit_module import TinyModel, VrtLitModule
 from vrt_finetune.lora import LoraSettings, apply_lora, output_weight
 from vrt_finetune.loss import lm_loss
 from vrt_finetune.model import MODEL_CLASS, build_model, full_config, tiny_config
-from vrt_finetune.testing import make_test_tokenizer
+from vrt_finetune.testing import make_test_tokenizer, training_item
 
 pytestmark = pytest.mark.gpu  # skipped without CUDA by tests/conftest.py
 
@@ -60,12 +57,7 @@ def _batch(tokenizer, seconds: list[float], delay_ms: int = C.DEFAULT_DELAY_MS) 
         audio = _noise(s, seed=i)
         chosen = list(rng.choice(words, size=max(1, int(2.5 * s))))
         ends = np.sort(rng.uniform(0.2, s, len(chosen))).tolist()
-        targets = build_targets(
-            chosen, ends, len(audio), tokenizer.encode, TargetIds.from_tokenizer(tokenizer)
-        )
-        buf = io.BytesIO()
-        sf.write(buf, audio, C.SAMPLE_RATE, format="FLAC")
-        items.append(Item(f"u{i}", buf.getvalue(), list(targets.stream), "", s))
+        items.append(training_item(tokenizer, f"u{i}", audio, chosen, ends, s))
     batch = collate(items, delay_ms, LayoutIds.from_tokenizer(tokenizer))
     batch["input_features"] = LogMel()(batch.pop("audio"))
     return batch

@@ -6,12 +6,18 @@ build the same small objects.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 from transformers import VoxtralRealtimeForConditionalGeneration
 
 from vrt_finetune.model import build_model, tiny_config
 from vrt_finetune.tokenizer import StreamingTokenizer, build_test_tokenizer, load_tokenizer
+
+if TYPE_CHECKING:
+    from vrt_finetune.data import Item
 
 
 def make_test_tokenizer(
@@ -37,3 +43,29 @@ def save_tiny_checkpoint(
     model.save_pretrained(directory)
     (directory / "tekken.json").write_bytes(tokenizer.path.read_bytes())
     return directory
+
+
+def training_item(
+    tokenizer: StreamingTokenizer,
+    key: str,
+    audio: np.ndarray,
+    words: Sequence[str],
+    ends: Sequence[float],
+    duration: float,
+) -> Item:
+    """A training sample as a shard holds it: ``audio`` (16 kHz mono) FLAC-encoded, and the
+    ``[P]``/``[W]`` stream that ``data_prep``'s ``build_targets`` makes for ``words`` ending at
+    ``ends`` (seconds). For benchmarks and tests that need batches without preparing shards."""
+    import io
+
+    import soundfile as sf
+
+    from data_prep.targets import TargetIds, build_targets
+    from vrt_finetune.constants import SAMPLE_RATE
+    from vrt_finetune.data import Item
+
+    ids = TargetIds.from_tokenizer(tokenizer)
+    targets = build_targets(list(words), list(ends), len(audio), tokenizer.encode, ids)
+    buf = io.BytesIO()
+    sf.write(buf, audio, SAMPLE_RATE, format="FLAC")
+    return Item(key, buf.getvalue(), list(targets.stream), "", duration)
