@@ -6,12 +6,12 @@ import re
 import statistics
 from collections import Counter
 from pathlib import Path
-from string import Template
 
 from data_prep.pipeline import UnitResult
+from vrt_finetune.card_template import card_template
 from vrt_finetune.io_utils import atomic_write_text
 
-CARD_TEMPLATE = Path(__file__).resolve().parent.parent / "cards" / "dataset_card.md"
+CARD_TEMPLATE = "dataset_card.md"
 HIGH_FERTILITY = 2.5
 """Text tokens per word above which the card warns: the tokenizer splits this language into
 many pieces, so each word costs many 80 ms frames and groups overrun more often — the signal a
@@ -108,7 +108,7 @@ def render_card(
         else "normal",
         "glossary_section": glossary_section,
     }
-    text = Template(CARD_TEMPLATE.read_text(encoding="utf-8")).substitute(values)
+    text = card_template(CARD_TEMPLATE).substitute(values)
     path = out_dir / "README.md"
     atomic_write_text(path, text)
     return path

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from string import Template
 
 import yaml
 
 from vrt_finetune import constants as C
+from vrt_finetune.card_template import card_template
 from vrt_finetune.io_utils import atomic_write_text
 
-CARD_TEMPLATE = Path(__file__).resolve().parent.parent / "cards" / "model_card.md"
+CARD_TEMPLATE = "model_card.md"
 PLOT_FILE, REPORT_FILE, CARD_FILE = "wer_by_delay.png", "metrics.md", "README.md"
 CARD_PLOT_FILE = "card_wer_by_delay.png"
 """The card's plot shows only its two models; ``metrics.md``'s shows all of them."""
@@ -371,7 +371,7 @@ def render_model_card(
         or "No general held-out set was evaluated (`vrt-eval --general`): forgetting unmeasured.",
         "limits": "\n".join(f"- {x}" for x in limits),
     }
-    text = Template(CARD_TEMPLATE.read_text(encoding="utf-8")).substitute(values)
+    text = card_template(CARD_TEMPLATE).substitute(values)
     path = out_dir / CARD_FILE
     atomic_write_text(path, text)
     return path

@@ -1,0 +1,1 @@
+"""Card templates: package data, installed as ``vrt_finetune.cards`` (see pyproject.toml)."""
