@@ -254,6 +254,7 @@ def test_datamodule_validation_loaders_and_state(shards: Path, tokenizer) -> Non
         assert "audio" not in batch and batch["input_features"].shape[1] == C.N_MELS
     samples = dm.wer_samples(3)
     assert len(samples) == 3 and samples[0][1].dtype == np.float32 and samples[0][2]
+    assert all(lang == "en" for *_, lang in samples)  # write_shards' language, for the WER
     dm.load_state_dict({"batches_consumed": 7, "world_size": 1, "num_workers": 0})
     assert dm.state_dict()["batches_consumed"] == 7
     with pytest.raises(ShardListError, match="matches no file"):

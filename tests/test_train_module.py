@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import numpy as np
@@ -25,7 +26,9 @@ from vrt_finetune.lit_module import (
 )
 from vrt_finetune.lora import LoraSettings
 from vrt_finetune.loss import LossOutput
+from vrt_finetune.metrics import Reference, score
 from vrt_finetune.testing import make_test_tokenizer, save_tiny_checkpoint
+from vrt_finetune.text_normalizer import TextNormalizer
 
 TINY = TinyModel(hidden=32, heads=2, kv_heads=1)
 
@@ -169,17 +172,31 @@ def test_validation_logs_loss_per_delay_and_wer(tokenizer, shards: Path) -> None
     assert metrics["val/wer_480ms"] >= 0.0  # random weights: any value, but it ran
 
 
-def test_word_errors_with_a_decode_callable() -> None:
-    samples = [("a", np.zeros(8, np.float32), "Heart rate, normal."), ("b", np.zeros(8), "ok")]
-    hyps = {0: "heart rate normal", 1: "okay fine"}
+def test_word_errors_score_like_vrt_eval() -> None:
+    """Same normaliser and counts as vrt-eval: English numbers and spellings, other languages'
+    punctuation, an empty reference's words as insertions."""
+    audio = np.zeros(8, np.float32)
+    samples = [
+        ("a", audio, "Heart rate, 72.", "en"),
+        ("b", audio, "ok", "en"),
+        ("c", audio, "Très bien !", "fr"),
+        ("d", audio, "", None),
+    ]
+    hyps = ["heart rate seventy two", "okay fine", "très bien", "noise"]
     calls = []
 
     def decode(audios, delay_ms):
         calls.append(delay_ms)
-        return [hyps[i] for i in range(len(audios))]
+        return hyps[: len(audios)]
 
-    assert word_errors(decode, samples, 960) == (2, 4)  # 1 substitution + 1 insertion
+    # a: 0 errors / 3 words (both sides normalise to "heart rate 72"); b: 1 sub + 1 ins / 1;
+    # c: 0 / 2; d: 1 insertion / 0
+    assert word_errors(decode, samples, 960) == (3, 6)
     assert calls == [960]
+    refs = [Reference(t, lang) for _, _, t, lang in samples]
+    decoded = [SimpleNamespace(text=h, words=[]) for h in hyps]
+    wer = score(refs, decoded, TextNormalizer())["wer"]
+    assert wer == pytest.approx(3 / 6)  # vrt-eval's figure for the same decoding
 
 
 def test_lr_schedule() -> None:

@@ -159,6 +159,8 @@ class Item(NamedTuple):
     stream: list[int]
     text: str
     duration: float
+    language: str | None = None
+    """Language code from the shard (scores normalise by it); ``None`` when unknown."""
 
 
 def parse_sample(sample: dict[str, Any]) -> Item:
@@ -170,6 +172,7 @@ def parse_sample(sample: dict[str, Any]) -> Item:
         meta["targets"]["stream"],
         meta.get("text", ""),
         float(meta["duration"]),
+        meta.get("language") or None,
     )
 
 
@@ -510,10 +513,10 @@ class VrtDataModule(L.LightningDataModule):
             for ms in (self.val_delays_ms if self.val_urls else [])
         ]
 
-    def wer_samples(self, n: int) -> list[tuple[str, np.ndarray, str]]:
-        """The first ``n`` validation samples as ``(key, audio (T,) float32, text)``."""
+    def wer_samples(self, n: int) -> list[tuple[str, np.ndarray, str, str | None]]:
+        """The first ``n`` validation samples as ``(key, audio (T,) float32, text, language)``."""
         return [
-            (it.key, decode_flac(it.flac), it.text)
+            (it.key, decode_flac(it.flac), it.text, it.language)
             for it in itertools.islice(read_items(self.val_urls), n)
         ]
 

@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-import jiwer
 import lightning as L
 import numpy as np
 import torch
@@ -47,7 +45,9 @@ from vrt_finetune.lora import (
     trainable_line,
 )
 from vrt_finetune.loss import LossOutput, lm_loss
+from vrt_finetune.metrics import error_counts
 from vrt_finetune.model import CheckpointError, build_model, load_model, tiny_config
+from vrt_finetune.text_normalizer import TextNormalizer
 from vrt_finetune.tokenizer import StreamingTokenizer
 
 log = logging.getLogger(__name__)
@@ -142,31 +142,30 @@ def check_tokenizer_matches(
         )
 
 
-_PUNCT = re.compile(r"[^\w\s']|(?<!\w)'|'(?!\w)")
-
-
-def normalize_for_wer(text: str) -> str:
-    """Lower case, punctuation removed, whitespace collapsed (a light, language-neutral norm)."""
-    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+WerSample = tuple[str, np.ndarray, str, str | None]
+"""``(key, audio (T,) float32, reference text, language or None)``."""
 
 
 def word_errors(
-    decode: DecodeFn, samples: Sequence[tuple[str, np.ndarray, str]], delay_ms: int
+    decode: DecodeFn,
+    samples: Sequence[WerSample],
+    delay_ms: int,
+    normalizer: TextNormalizer | None = None,
 ) -> tuple[int, int]:
-    """Word errors and reference words of ``decode`` over ``(key, audio, text)`` samples."""
+    """Word errors and reference words of ``decode`` over ``samples``, scored as ``vrt-eval``.
+
+    References and hypotheses go through the same :class:`TextNormalizer` (by the sample's
+    language) and :func:`~vrt_finetune.metrics.error_counts` as ``vrt-eval``, so the
+    ``val/wer_*`` logged during training and the evaluation's WER measure the same thing.
+    """
     if not samples:
         return 0, 0
-    hyps = decode([audio for _, audio, _ in samples], delay_ms)
-    errors = words = 0
-    for (_, _, ref), hyp in zip(samples, hyps, strict=True):
-        ref_n, hyp_n = normalize_for_wer(ref), normalize_for_wer(hyp)
-        if not ref_n:
-            errors += len(hyp_n.split())
-            continue
-        out = jiwer.process_words(ref_n, hyp_n or "<empty>")
-        errors += out.substitutions + out.deletions + out.insertions
-        words += len(ref_n.split())
-    return errors, words
+    normalizer = normalizer or TextNormalizer()
+    hyps = decode([audio for _, audio, _, _ in samples], delay_ms)
+    refs_n = [normalizer(ref, lang) for _, _, ref, lang in samples]
+    hyps_n = [normalizer(hyp, lang) for (_, _, _, lang), hyp in zip(samples, hyps, strict=True)]
+    counts = error_counts(refs_n, hyps_n)
+    return counts.errors, counts.ref_len
 
 
 def greedy_decoder(model: torch.nn.Module, tokenizer: StreamingTokenizer) -> DecodeFn | None:
@@ -251,6 +250,7 @@ class VrtLitModule(L.LightningModule):
         self.nonfinite_total = self.nonfinite_in_row = 0
         self._val_sums: dict[int, torch.Tensor] = {}
         self._wer_cache: list | None = None
+        self._normalizer = TextNormalizer()  # vrt-eval's, so val/wer_* means the same
         # the checkpoint holds only trainable tensors; on_load_checkpoint checks them instead
         self.strict_loading = False
 
@@ -468,7 +468,7 @@ class VrtLitModule(L.LightningModule):
         mine = self._wer_cache[self.global_rank :: self.trainer.world_size]
         for d in self.wer_delays_ms:
             with torch.no_grad(), self.trainer.precision_plugin.forward_context():
-                errors, words = word_errors(decode, mine, d)
+                errors, words = word_errors(decode, mine, d, self._normalizer)
             counts = self.trainer.strategy.reduce(
                 torch.tensor([errors, words], dtype=torch.float64, device=self.device),
                 reduce_op="sum",
