@@ -55,7 +55,9 @@ def make_corpus(minutes: float, seed: int) -> tuple[list[Item], str]:
     items: list[Item] = []
     total, target = 0.0, minutes * 60
     try:
-        from data_prep.synth import espeak_available, sentence_corpus, synthesize
+        from data_prep.espeak_worker import espeak_available
+        from data_prep.sentences import sentence_corpus
+        from data_prep.synth import synthesize
 
         use_synth = espeak_available()
     except ImportError:

@@ -9,7 +9,7 @@ The model is the released architecture (``vrt_finetune.model.full_config``, 4.4 
 131 072-id vocabulary) with random weights, built directly on the device in ``--dtype`` (default
 bf16: nothing is materialised on the CPU), with LoRA from ``vrt_finetune.lora.apply_lora`` at the
 default ``LoraSettings``, trained as the recipes train it (bf16 base, fp32 adapters, bf16
-autocast, AdamW). Batches are ``vrt_finetune.data.collate`` of synthetic utterances of exactly
+autocast, AdamW). Batches are ``vrt_finetune.batches.collate`` of synthetic utterances of exactly
 ``--seconds`` each (noise audio, a grouped [P]/[W] target stream from ``data_prep.targets``) at
 ``--delay-ms``; the log-mel (``vrt_finetune.features.LogMel``) runs on the device inside each
 timed step, as in training. Two variants, each in a fresh process:
@@ -176,13 +176,13 @@ def run_variant(args: argparse.Namespace) -> None:
     import torch
 
     from vrt_finetune import constants as C
-    from vrt_finetune.data import LayoutIds, collate
+    from vrt_finetune.batches import LayoutIds, collate
     from vrt_finetune.features import LogMel
-    from vrt_finetune.lit_module import LossSettings
     from vrt_finetune.lora import LoraSettings, apply_lora, count_parameters, output_weight
     from vrt_finetune.loss import lm_loss
     from vrt_finetune.model import resolve_dtype
     from vrt_finetune.tokenizer import load_tokenizer
+    from vrt_finetune.train_settings import LossSettings
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)

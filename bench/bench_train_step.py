@@ -4,7 +4,7 @@
 
 Both variants train the same small Voxtral Realtime (random weights, the full 131 072-id test
 vocabulary so that the output projection weighs as it does in the real model) with the same
-LoRA adapters on the same batches (built by ``vrt_finetune.data.collate`` at 480 ms):
+LoRA adapters on the same batches (built by ``vrt_finetune.batches.collate`` at 480 ms):
 
 * ours: ``model.model(...)`` hidden states → ``vrt_finetune.loss.lm_loss`` (CE + z-loss over
   target positions only, in chunks, gradients computed in the same pass);
@@ -40,7 +40,7 @@ def _batches(tokenizer, n_batches: int, batch_size: int, delay_ms: int, seed: in
     import torch
 
     from vrt_finetune import constants as C
-    from vrt_finetune.data import LayoutIds, collate
+    from vrt_finetune.batches import LayoutIds, collate
     from vrt_finetune.features import LogMel
     from vrt_finetune.testing import training_item
 
@@ -67,9 +67,10 @@ def run_variant(args: argparse.Namespace) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    from vrt_finetune.lit_module import TinyModel, VrtLitModule
+    from vrt_finetune.lit_module import VrtLitModule
     from vrt_finetune.lora import LoraSettings, base_of
     from vrt_finetune.tokenizer import load_tokenizer
+    from vrt_finetune.train_settings import TinyModel
 
     tokenizer = load_tokenizer(args.tokenizer)
     batches = _batches(tokenizer, args.steps + 1, args.batch_size, args.delay_ms)

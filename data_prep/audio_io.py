@@ -1,4 +1,4 @@
-"""Load any audio as float32 mono at :data:`SAMPLE_RATE`, check its quality, store it as FLAC.
+"""Load any audio as float32 mono at :data:`SAMPLE_RATE` and store it as FLAC.
 
 Decoding goes through libsndfile (``soundfile``: wav, flac, ogg, mp3, aiff, ...), which can seek,
 so an offset window into a long file reads only that window. Anything libsndfile rejects (m4a,
@@ -6,11 +6,13 @@ aac, wma, webm, ...) falls back to ffmpeg through ``torchcodec`` (what ``torchau
 
 Memory: audio is read in blocks of :data:`_BLOCK_SECONDS`, mixed down to mono and resampled block
 by block, so the peak is the float32 output (230 MB per hour at 16 kHz) plus a few blocks, never
-a float64 or multi-channel copy of the whole file.
+a float64 or multi-channel copy of the whole file. The block-wise resampler lives in
+:mod:`data_prep.resample`; the quality verdict on decoded audio in :mod:`data_prep.audio_check`.
 
 Bad data inside a corpus never crashes a run: decoding problems raise :class:`AudioError` with a
-stable ``reason`` code the caller counts, and :func:`check_audio` returns a verdict instead of
-raising. Programming errors (a negative window, a 3-D array) raise ``ValueError``.
+stable ``reason`` code the caller counts, and :func:`~data_prep.audio_check.check_audio` returns
+a verdict instead of raising. Programming errors (a negative window, a 3-D array) raise
+``ValueError``.
 
 Truncated files: a file whose header promises more audio than the file holds (a copy cut short)
 raises ``AudioError("truncated")`` for a whole-file load, because its transcript likely covers
@@ -21,19 +23,16 @@ that audio is intact.
 from __future__ import annotations
 
 import io
-import math
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio
 
 from data_prep.errors import ItemError
+from data_prep.resample import StreamResampler
 from vrt_finetune.constants import SAMPLE_RATE
 
 AudioReason = Literal[
@@ -46,7 +45,8 @@ AudioReason = Literal[
     "silent",
     "clipped",
 ]
-"""Stable codes for :class:`AudioError` and :class:`AudioCheck`; reports count items per code."""
+"""Stable codes for :class:`AudioError` and :class:`~data_prep.audio_check.AudioCheck`; reports
+count items per code."""
 
 AudioSource = str | Path | bytes | tuple[np.ndarray, int]
 
@@ -55,9 +55,6 @@ _BLOCK_SECONDS = 30
 
 _END_SLACK_SECONDS = 0.1
 """A window may end this far past the end of the file (segment lists round end times up)."""
-
-_DB_FLOOR = -120.0
-"""Level reported for digital silence instead of -inf, so verdicts stay JSON-serialisable."""
 
 _PCM_BYTES = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4}
 _PCM_BYTES |= {"DOUBLE": 8, "ULAW": 1, "ALAW": 1}
@@ -74,56 +71,6 @@ class AudioError(ItemError):
 
 
 # --------------------------------------------------------------------------- resampling
-
-
-class _StreamResampler:
-    """Block-wise ``torchaudio`` sinc resampling equal to resampling the whole signal at once.
-
-    ``torchaudio.functional.resample`` reduces the rates by their gcd to ``orig``/``new`` and
-    computes output samples ``[i*new, (i+1)*new)`` from input ``[i*orig - w, i*orig + orig + w)``
-    (``w`` = kernel half-width), zero-padding the signal ends. Resampling a chunk that starts on a
-    multiple of ``orig`` with ``ctx >= w`` samples of real context on both sides therefore gives
-    the same samples as the full signal; the kernel is built once (``transforms.Resample``).
-    """
-
-    def __init__(self, orig_freq: int, new_freq: int, chunk: int) -> None:
-        gcd = math.gcd(orig_freq, new_freq)
-        self.orig, self.new = orig_freq // gcd, new_freq // gcd
-        # Same formula as torchaudio's _get_sinc_resample_kernel (lowpass_filter_width=6,
-        # rolloff=0.99, the defaults used by transforms.Resample below).
-        width = math.ceil(6 * self.orig / (0.99 * min(self.orig, self.new)))
-        self.ctx = self.orig * -(-width // self.orig)
-        self.chunk = max(self.orig, chunk // self.orig * self.orig)
-        self.resampler = torchaudio.transforms.Resample(self.orig, self.new)
-        # Leading zeros stand in for the left zero padding of a whole-signal resample.
-        self.buf = np.zeros(self.ctx, dtype=np.float32)
-        self.n_in = 0
-
-    def _run(self, window: np.ndarray) -> np.ndarray:
-        # window: (ctx + L + ctx,) with L a multiple of orig; returns the L * new / orig middle.
-        with torch.no_grad():
-            out = self.resampler(torch.from_numpy(window)).numpy()
-        first = self.ctx // self.orig * self.new
-        return out[first : first + (len(window) - 2 * self.ctx) // self.orig * self.new]
-
-    def push(self, block: np.ndarray) -> Iterator[np.ndarray]:
-        """Feed mono float32 samples; yield every output block that is now complete."""
-        self.n_in += len(block)
-        self.buf = np.concatenate([self.buf, block])
-        while len(self.buf) >= self.chunk + 2 * self.ctx:
-            yield self._run(self.buf[: self.chunk + 2 * self.ctx])
-            self.buf = self.buf[self.chunk :]
-
-    def flush(self) -> Iterator[np.ndarray]:
-        """Yield the rest, trimmed so the total length is ``ceil(n_in * new / orig)``."""
-        rest = len(self.buf) - self.ctx
-        if rest > 0:
-            padded = -(-rest // self.orig) * self.orig
-            window = np.zeros(padded + 2 * self.ctx, dtype=np.float32)
-            window[: len(self.buf)] = self.buf
-            out = self._run(window)
-            yield out[: -(-rest * self.new // self.orig)]
-        self.buf = np.zeros(self.ctx, dtype=np.float32)
 
 
 def _n_out(n_in: int, sr: int) -> int:
@@ -153,7 +100,7 @@ def _to_16k(blocks: Iterator[np.ndarray], sr: int, n_in: int | None, label: str)
             _require_finite(block, label, pos / SAMPLE_RATE)
             emit(block)
     else:
-        rs = _StreamResampler(sr, SAMPLE_RATE, _BLOCK_SECONDS * sr)
+        rs = StreamResampler(sr, SAMPLE_RATE, _BLOCK_SECONDS * sr)
         for block in blocks:
             _require_finite(block, label, rs.n_in / sr)
             for chunk in rs.push(block):
@@ -421,95 +368,6 @@ def load_audio(
         return _load_ffmpeg(source if isinstance(source, bytes) else label, start, end, label)
     with f:
         return _load_soundfile(f, raw, start, end, label)
-
-
-# --------------------------------------------------------------------------- quality checks
-
-
-@dataclass
-class AudioCheck:
-    """Verdict of :func:`check_audio`."""
-
-    ok: bool
-    """False when the item should be left out of training."""
-    reason: AudioReason | None
-    """Why it is rejected (None when ``ok``)."""
-    clipped_fraction: float
-    """Fraction of samples at or above the clipping threshold in magnitude."""
-    peak: float
-    """Largest absolute finite sample."""
-    rms_db: float
-    """RMS level in dBFS of the finite samples (floored at -120 dB)."""
-    notes: list[str] = field(default_factory=list)
-    """Human-readable remarks, also for items that pass (e.g. a little clipping)."""
-
-
-def check_audio(
-    audio: np.ndarray,
-    *,
-    min_seconds: float = 0.0,
-    silence_db: float = -60.0,
-    clip_level: float = 0.999,
-    max_clipped_fraction: float = 0.01,
-) -> AudioCheck:
-    """Judge a waveform from :func:`load_audio`; never raises on bad data.
-
-    Rejections, first match wins: ``empty``, ``non_finite`` (any NaN/inf: these are never
-    repaired, since zeroing them hides a broken export), ``too_short``, ``silent`` (RMS below
-    ``silence_db``: digital silence or near-silence; speech-free room tone is the VAD's job),
-    ``clipped`` (more than ``max_clipped_fraction`` of samples at full scale). A little clipping
-    passes with a note.
-
-    Args:
-        audio: (n,) float samples at :data:`SAMPLE_RATE`.
-        min_seconds: Shorter audio is ``too_short``.
-        silence_db: RMS level in dBFS below which audio is ``silent``.
-        clip_level: Magnitude counted as clipped (16-bit full scale decodes to 0.99997).
-        max_clipped_fraction: Largest clipped fraction that still passes.
-
-    Returns:
-        The verdict with level statistics.
-    """
-    audio = np.asarray(audio)
-    if audio.ndim != 1:
-        raise ValueError(f"expected a mono (n,) waveform, got shape {audio.shape}")
-    notes: list[str] = []
-    if audio.size == 0:
-        return AudioCheck(False, "empty", 0.0, 0.0, _DB_FLOOR, ["no samples"])
-    n_bad = n_clipped = 0
-    peak = sum_sq = 0.0
-    # Chunked so a 1 h waveform costs no full-length temporaries; float64 only for the sums.
-    for i in range(0, audio.size, 1 << 20):
-        chunk = audio[i : i + (1 << 20)]
-        finite = np.isfinite(chunk)
-        if not finite.all():
-            n_bad += int(chunk.size - np.count_nonzero(finite))
-            chunk = chunk[finite]
-        mag = np.abs(chunk)
-        if mag.size:
-            peak = max(peak, float(mag.max()))
-        sum_sq += float(np.dot(mag.astype(np.float64), mag))
-        n_clipped += int(np.count_nonzero(mag >= clip_level))
-    n_good = audio.size - n_bad
-    mean_sq = sum_sq / n_good if n_good else 0.0
-    rms_db = max(10.0 * math.log10(mean_sq), _DB_FLOOR) if mean_sq > 0 else _DB_FLOOR
-    clipped = n_clipped / audio.size
-    if clipped:
-        notes.append(f"{clipped:.2%} of samples clipped")
-    reason: AudioReason | None = None
-    seconds = audio.size / SAMPLE_RATE
-    if n_bad:
-        reason = "non_finite"
-        notes.append(f"{n_bad} NaN/inf samples: re-export the file")
-    elif seconds < min_seconds:
-        reason = "too_short"
-        notes.append(f"{seconds:.2f} s < {min_seconds:.2f} s")
-    elif rms_db < silence_db:
-        reason = "silent"
-        notes.append(f"RMS {rms_db:.1f} dBFS < {silence_db:.1f} dBFS")
-    elif clipped > max_clipped_fraction:
-        reason = "clipped"
-    return AudioCheck(reason is None, reason, clipped, peak, rms_db, notes)
 
 
 # --------------------------------------------------------------------------- FLAC storage

@@ -7,7 +7,7 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-from data_prep.pipeline import UnitResult
+from data_prep.unit_result import UnitResult
 from vrt_finetune.card_template import card_template
 from vrt_finetune.io_utils import atomic_write_text
 

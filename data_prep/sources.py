@@ -251,7 +251,8 @@ def synthetic_items(
     n_general: int, n_medical: int = 0, seed: int = 0, voices: tuple[str, ...] = ("en-us",)
 ) -> Iterator[SourceItem]:
     """Sentences spoken by espeak-ng with their exact word times (ground truth)."""
-    from data_prep.synth import sentence_corpus, synthesize
+    from data_prep.sentences import sentence_corpus
+    from data_prep.synth import synthesize
 
     texts = [("general", s) for s in sentence_corpus(n_general, seed, "general")]
     texts += [("medical", s) for s in sentence_corpus(n_medical, seed + 1, "medical")]

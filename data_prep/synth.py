@@ -2,7 +2,8 @@
 
 Ground truth for tests and the demo: :func:`synthesize` speaks a sentence and returns 16 kHz audio
 with the start and end of every written token, taken from the synthesizer's own word and phoneme
-events rather than from an aligner. :func:`sentence_corpus` makes simple sentences to speak.
+events rather than from an aligner. :func:`data_prep.sentences.sentence_corpus` makes simple
+sentences to speak.
 
 How the times are found (all at espeak's native rate, then converted to seconds):
 
@@ -15,33 +16,31 @@ How the times are found (all at espeak's native rate, then converted to seconds)
 * tokens that espeak speaks as one dictionary word ("for a", "of a") share that word's phonemes
   by letter count; :attr:`SynthUtterance.approximate` lists them.
 
-NOTE: each synthesis runs in its own short-lived process (see :func:`_espeak_worker`): espeak-ng
-keeps static state between syntheses, which makes repeated calls in one process differ.
+NOTE: each synthesis runs in its own short-lived process (see :mod:`data_prep.espeak_worker`):
+espeak-ng keeps static state between syntheses, which makes repeated calls in one process differ.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
-import marshal
-import random
 import re
-import subprocess
-import sys
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from data_prep.espeak_worker import espeak
 from vrt_finetune.constants import SAMPLE_RATE, seconds_to_samples
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
+
+_MIN_RATE_WPM, _MAX_RATE_WPM = 80, 450  # espeak-ng clamps to this range; we refuse instead
 
 
 @dataclass(frozen=True)
@@ -78,222 +77,6 @@ class SynthUtterance:
     def duration(self) -> float:
         """Length of :attr:`audio` in seconds."""
         return len(self.audio) / SAMPLE_RATE
-
-
-# --- espeak-ng, one fresh process per sentence --------------------------------------------------
-#
-# NOTE: espeak-ng keeps static state from one synthesis to the next (the phase of its pitch
-# "flutter", the gain control), so in a long-lived process the same sentence comes out a few
-# samples longer or shorter every time. Each call therefore runs in a fresh interpreter that
-# initialises the library, synthesizes once and exits: deterministic output, no C state shared
-# between threads (so no lock is needed and threads synthesize in parallel), ~25 ms of start-up.
-
-_MIN_RATE_WPM, _MAX_RATE_WPM = 80, 450  # espeak-ng clamps to this range; we refuse instead
-_WORKER_TIMEOUT_S = 120
-
-
-def _espeak_worker() -> None:
-    """Read one request on stdin, synthesize it, write the samples and events on stdout.
-
-    Runs in a fresh ``python -I -S`` (standard library only: no package of this project is
-    importable there), so everything it needs is defined inside. Both ends speak ``marshal``
-    (built in, no import time; the same interpreter on both ends). Struct layout and constants
-    are those of ``espeak-ng/speak_lib.h`` (1.51).
-    """
-    import ctypes
-    import marshal
-    import sys
-
-    audio_output_synchronous, pos_character, chars_utf8 = 2, 1, 1
-    initialize_phoneme_events, initialize_dont_exit = 0x0001, 0x8000  # no exit() on errors
-    param_rate, param_pitch = 1, 3
-    event_list_terminated, event_word, event_phoneme = 0, 1, 7
-
-    class EventId(ctypes.Union):
-        _fields_ = (
-            ("number", ctypes.c_int),
-            ("name", ctypes.c_char_p),
-            ("string", ctypes.c_char * 8),  # phoneme mnemonic of PHONEME events
-        )
-
-    class Event(ctypes.Structure):
-        _fields_ = (
-            ("type", ctypes.c_int),
-            ("unique_identifier", ctypes.c_uint),
-            ("text_position", ctypes.c_int),  # 1-based, in characters (not bytes) of the input
-            ("length", ctypes.c_int),  # characters of the word, for WORD events
-            ("audio_position", ctypes.c_int),  # milliseconds; `sample` is the exact figure
-            ("sample", ctypes.c_int),  # samples since the start of this synthesis
-            ("user_data", ctypes.c_void_p),
-            ("id", EventId),
-        )
-
-    class Voice(ctypes.Structure):  # espeak_VOICE
-        _fields_ = (
-            ("name", ctypes.c_char_p),
-            ("languages", ctypes.c_char_p),
-            ("identifier", ctypes.c_char_p),
-            ("gender", ctypes.c_ubyte),
-            ("age", ctypes.c_ubyte),
-            ("variant", ctypes.c_ubyte),
-            ("xx1", ctypes.c_ubyte),
-            ("score", ctypes.c_int),
-            ("spare", ctypes.c_void_p),
-        )
-
-    callback_type = ctypes.CFUNCTYPE(
-        ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(Event)
-    )
-    out = sys.stdout.buffer
-
-    def reply(message: dict) -> None:
-        out.write(marshal.dumps(message))
-        out.flush()
-
-    request = marshal.loads(sys.stdin.buffer.read())
-    try:
-        lib = ctypes.CDLL("libespeak-ng.so.1")
-    except OSError:
-        # find_library runs ldconfig (tens of ms): only when the usual soname is missing.
-        import ctypes.util
-
-        name = ctypes.util.find_library("espeak-ng")
-        try:
-            lib = ctypes.CDLL(name)
-        except (OSError, TypeError) as e:
-            reply({"error": f"cannot load libespeak-ng ({e}): install libespeak-ng1", "kind": "os"})
-            return
-    lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-    lib.espeak_SetSynthCallback.argtypes = [callback_type]
-    lib.espeak_SetSynthCallback.restype = None
-    lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-    lib.espeak_SetVoiceByProperties.argtypes = [ctypes.POINTER(Voice)]
-    lib.espeak_GetCurrentVoice.restype = ctypes.POINTER(Voice)
-    lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-    lib.espeak_Synth.argtypes = [
-        ctypes.c_void_p,  # text
-        ctypes.c_size_t,  # size, bytes
-        ctypes.c_uint,  # position
-        ctypes.c_int,  # position type
-        ctypes.c_uint,  # end position
-        ctypes.c_uint,  # flags
-        ctypes.POINTER(ctypes.c_uint),  # unique identifier
-        ctypes.c_void_p,  # user data
-    ]
-    sample_rate = lib.espeak_Initialize(
-        audio_output_synchronous, 0, None, initialize_phoneme_events | initialize_dont_exit
-    )
-    if sample_rate <= 0:
-        reply({"error": "espeak_Initialize failed (is espeak-ng-data installed?)", "kind": "os"})
-        return
-    if "text" not in request:  # an availability probe
-        reply({"sample_rate": sample_rate})
-        return
-
-    chunks: list[bytes] = []
-    words: list[tuple[int, int, int]] = []  # (sample, 0-based char offset, char length)
-    phonemes: list[tuple[int, str]] = []  # (sample, mnemonic)
-
-    def on_synth(wav: ctypes._Pointer, n_samples: int, events: ctypes._Pointer) -> int:
-        # Called inside espeak_Synth (synchronous mode) with each buffer; 0 means go on.
-        if n_samples > 0:
-            chunks.append(ctypes.string_at(wav, 2 * n_samples))
-        i = 0
-        while (ev := events[i]).type != event_list_terminated:
-            # Zero-length word events are kept: a word in curly quotes comes with length 0. The
-            # spurious ones (at some clause ends) point at whitespace or position 0.
-            if ev.type == event_word:
-                words.append((ev.sample, ev.text_position - 1, ev.length))
-            elif ev.type == event_phoneme:
-                phonemes.append((ev.sample, ev.id.string.decode("utf-8", "replace")))
-            i += 1
-        return 0
-
-    callback = callback_type(on_synth)  # a local: lives until this function returns
-    lib.espeak_SetSynthCallback(callback)
-    # By file or voice name ("en-us", "en-us+f3", "gmw/en"), else by language ("en-gb"); the
-    # language match must be exact: espeak otherwise takes "no-such-voice" for Norwegian.
-    voice = request["voice"].encode()
-    found = lib.espeak_SetVoiceByName(voice) == 0
-    if not found:
-        by_language = Voice(name=None, languages=voice, identifier=None)
-        if lib.espeak_SetVoiceByProperties(ctypes.byref(by_language)) == 0:
-            # `languages` is a priority byte, then the first language of the chosen voice.
-            first = lib.espeak_GetCurrentVoice().contents.languages or b""
-            found = first[1:].lower() == voice.lower()
-    if not found:
-        reply({"error": f"espeak-ng has no voice {request['voice']!r}", "kind": "voice"})
-        return
-    # After the voice: selecting a voice resets rate and pitch.
-    lib.espeak_SetParameter(param_rate, request["rate_wpm"], 0)
-    lib.espeak_SetParameter(param_pitch, request["pitch"], 0)
-    data = request["text"].encode("utf-8")
-    buf = ctypes.create_string_buffer(data)  # NUL-terminated
-    err = lib.espeak_Synth(buf, len(data) + 1, 0, pos_character, 0, chars_utf8, None, None)
-    lib.espeak_Synchronize()
-    if err != 0:
-        reply({"error": f"espeak_Synth failed with code {err}", "kind": "os"})
-        return
-    audio = b"".join(chunks)
-    reply({"sample_rate": sample_rate, "words": words, "phonemes": phonemes, "audio": audio})
-
-
-@dataclass
-class _RawSynthesis:
-    """What espeak-ng produced for one text, at its native rate."""
-
-    sample_rate: int
-    samples: np.ndarray  # (n,) int16
-    words: list[tuple[int, int, int]]  # WORD events: (sample, 0-based char offset, char length)
-    phonemes: list[tuple[int, str]]  # PHONEME events: (sample, mnemonic)
-
-
-@functools.cache
-def _worker_command() -> tuple[str, ...]:
-    source = inspect.getsource(_espeak_worker) + "\n_espeak_worker()\n"
-    # -I -S: no user site, no environment, no site-packages: a ~10 ms start.
-    return (sys.executable, "-I", "-S", "-c", source)
-
-
-def _run_worker(request: dict) -> dict:
-    proc = subprocess.run(
-        _worker_command(),
-        input=marshal.dumps(request),
-        capture_output=True,
-        timeout=_WORKER_TIMEOUT_S,
-        check=False,
-    )
-    try:
-        reply = marshal.loads(proc.stdout)
-    except (EOFError, ValueError, TypeError):
-        reply = None
-    if proc.returncode != 0 or not isinstance(reply, dict):
-        stderr = proc.stderr.decode(errors="replace")[-2000:]
-        raise RuntimeError(f"espeak-ng worker failed (exit {proc.returncode}): {stderr}")
-    if "error" in reply:
-        raise (ValueError if reply["kind"] == "voice" else OSError)(reply["error"])
-    return reply
-
-
-def _espeak(text: str, voice: str, rate_wpm: int, pitch: int) -> _RawSynthesis:
-    """Synthesize ``text`` in a fresh process; return its samples and events."""
-    reply = _run_worker({"text": text, "voice": voice, "rate_wpm": rate_wpm, "pitch": pitch})
-    return _RawSynthesis(
-        sample_rate=reply["sample_rate"],
-        samples=np.frombuffer(reply["audio"], dtype=np.int16),  # native byte order, same machine
-        words=reply["words"],
-        phonemes=reply["phonemes"],
-    )
-
-
-@functools.cache
-def espeak_available() -> bool:
-    """Whether ``libespeak-ng`` loads and initialises (checked once per process)."""
-    try:
-        _run_worker({})
-    except (OSError, RuntimeError, subprocess.SubprocessError):
-        return False
-    return True
 
 
 # --- word times from events (pure functions) ----------------------------------------------------
@@ -476,7 +259,7 @@ def synthesize(
     if lead_silence_s < 0:
         raise ValueError(f"lead_silence_s must be >= 0, got {lead_silence_s}")
 
-    raw = _espeak(text, voice, rate_wpm, pitch)
+    raw = espeak(text, voice, rate_wpm, pitch)
     tokens = [text[a:b] for a, b in spans]
     try:
         times, approximate = _word_spans(spans, raw.words, raw.phonemes, len(raw.samples), tokens)
@@ -509,172 +292,3 @@ def synthesize(
         rate_wpm=rate_wpm,
         approximate=tuple(approximate),
     )
-
-
-# --- sentence corpus ----------------------------------------------------------------------------
-
-MEDICAL_TERMS: tuple[str, ...] = (
-    "tachycardia",
-    "bradycardia",
-    "arrhythmia",
-    "fibrillation",
-    "hypertension",
-    "hypotension",
-    "myocardial",
-    "infarction",
-    "pneumothorax",
-    "pneumonia",
-    "embolism",
-    "thrombosis",
-    "stenosis",
-    "ischemia",
-    "dyspnea",
-    "edema",
-    "sepsis",
-    "diabetes",
-    "anemia",
-    "metformin",
-    "warfarin",
-    "heparin",
-    "lisinopril",
-    "atorvastatin",
-    "furosemide",
-    "amoxicillin",
-    "insulin",
-    "anticoagulant",
-    "echocardiogram",
-    "electrocardiogram",
-    "angiogram",
-    "creatinine",
-    "hemoglobin",
-    "troponin",
-)
-"""Single-word clinical terms; every medical sentence carries at least one."""
-
-# Each phrase below holds at least one MEDICAL_TERMS word. No articles: espeak-ng speaks "for a"
-# and "of a" as one word, which would leave the "a" without a measured time.
-_CONDITIONS = (
-    "tachycardia",
-    "bradycardia",
-    "arrhythmia",
-    "atrial fibrillation",
-    "hypertension",
-    "hypotension",
-    "myocardial infarction",
-    "pneumothorax",
-    "pneumonia",
-    "pulmonary embolism",
-    "venous thrombosis",
-    "aortic stenosis",
-    "cardiac ischemia",
-    "sepsis",
-    "diabetes",
-    "anemia",
-)
-_SYMPTOMS = ("dyspnea", "leg edema", "tachycardia", "hypotension")
-_DRUGS = (
-    "metformin",
-    "warfarin",
-    "heparin",
-    "lisinopril",
-    "atorvastatin",
-    "furosemide",
-    "amoxicillin",
-    "insulin",
-)
-_TESTS = ("echocardiogram", "electrocardiogram", "angiogram")
-_LABS = ("creatinine", "hemoglobin", "troponin")
-_DOSES = ("five", "ten", "twenty", "forty", "fifty")
-_PATIENTS = ("the patient", "she", "he", "my patient")
-_CHANGES = ("rising", "falling", "stable", "normal", "high", "low")
-
-_PEOPLE = (
-    "the teacher",
-    "my sister",
-    "my brother",
-    "our neighbor",
-    "the driver",
-    "a young boy",
-    "the old man",
-    "the farmer",
-    "her friend",
-    "the doctor",
-)
-_ADJECTIVES = ("red", "small", "old", "new", "heavy", "quiet", "bright", "warm", "green", "clean")
-_THINGS = (
-    "book",
-    "box",
-    "chair",
-    "letter",
-    "window",
-    "garden",
-    "kettle",
-    "basket",
-    "ticket",
-    "bottle",
-    "jacket",
-    "lamp",
-)
-_VERBS_PAST = ("found", "opened", "moved", "painted", "carried", "cleaned", "sold", "bought")
-_VERBS_BASE = ("find", "open", "move", "paint", "carry", "clean", "sell", "buy")
-_PLACES = ("the kitchen", "the station", "the market", "the school", "the river", "the park")
-_PREPOSITIONS = ("near", "behind", "inside", "beside")
-_TIMES = ("today", "tomorrow", "tonight", "this morning", "next week", "on sunday")
-
-
-def _general_sentence(rng: random.Random) -> str:
-    c = rng.choice
-    templates = (
-        lambda: f"{c(_PEOPLE)} {c(_VERBS_PAST)} the {c(_ADJECTIVES)} {c(_THINGS)}.",
-        lambda: f"{c(_PEOPLE)} {c(_VERBS_PAST)} a {c(_THINGS)} {c(_PREPOSITIONS)} {c(_PLACES)}.",
-        lambda: f"we will {c(_VERBS_BASE)} the {c(_THINGS)} {c(_TIMES)}.",
-        lambda: f"please {c(_VERBS_BASE)} the {c(_ADJECTIVES)} {c(_THINGS)} {c(_TIMES)}.",
-        lambda: f"is the {c(_THINGS)} {c(_PREPOSITIONS)} {c(_PLACES)}?",
-        lambda: f"the {c(_THINGS)} is {c(_ADJECTIVES)}, and the {c(_THINGS)} is {c(_ADJECTIVES)}.",
-    )
-    return c(templates)()
-
-
-def _medical_sentence(rng: random.Random) -> str:
-    c = rng.choice
-    templates = (
-        lambda: f"{c(_PATIENTS)} was treated for {c(_CONDITIONS)}.",
-        lambda: f"start {c(_DRUGS)} {c(_DOSES)} milligrams twice daily.",
-        lambda: f"the {c(_TESTS)} showed {c(_CONDITIONS)}.",
-        lambda: f"{c(_PATIENTS)} takes {c(_DRUGS)} for {c(_CONDITIONS)}.",
-        lambda: f"{c(_PATIENTS)} was admitted with {c(_CONDITIONS)}.",
-        lambda: f"{c(_PATIENTS)} reports {c(_SYMPTOMS)} since yesterday.",
-        lambda: f"hold the anticoagulant before the {c(_TESTS)}.",
-        lambda: f"the {c(_LABS)} level is {c(_CHANGES)} today.",
-        lambda: f"we ordered an {c(_TESTS)} for {c(_CONDITIONS)}.",
-    )
-    return c(templates)()
-
-
-def sentence_corpus(
-    n: int, seed: int, vocabulary: Literal["general", "medical"] = "general"
-) -> list[str]:
-    """Make ``n`` short English sentences (4 to 10 words) from a small fixed vocabulary.
-
-    Args:
-        n: number of sentences.
-        seed: the same seed gives the same list.
-        vocabulary: ``"general"`` everyday words (under 100), or ``"medical"`` clinical sentences
-            each carrying at least one of :data:`MEDICAL_TERMS`.
-
-    Returns:
-        ``n`` sentences, capitalised, ending in ``.`` or ``?``; duplicates are possible.
-    """
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    makers = {"general": _general_sentence, "medical": _medical_sentence}
-    if vocabulary not in makers:
-        raise ValueError(f"vocabulary must be 'general' or 'medical', got {vocabulary!r}")
-    # A private generator: the global `random` state is neither used nor disturbed.
-    rng = random.Random(f"{vocabulary}:{seed}")
-    make = makers[vocabulary]
-    out = []
-    for _ in range(n):
-        sentence = make(rng)
-        out.append(sentence[0].upper() + sentence[1:])
-    return out

@@ -16,9 +16,9 @@ import torch
 import torchaudio
 
 from data_prep import audio_io
+from data_prep.audio_check import check_audio
 from data_prep.audio_io import (
     AudioError,
-    check_audio,
     load_audio,
     read_flac_bytes,
     write_flac_bytes,

@@ -14,14 +14,15 @@ import pytest
 import torch
 
 from vrt_finetune import constants as C
-from vrt_finetune.data import LayoutIds, collate
+from vrt_finetune.batches import LayoutIds, collate
 from vrt_finetune.decode import greedy_decode
 from vrt_finetune.features import LogMel
-from vrt_finetune.lit_module import TinyModel, VrtLitModule
+from vrt_finetune.lit_module import VrtLitModule
 from vrt_finetune.lora import LoraSettings, apply_lora, output_weight
 from vrt_finetune.loss import lm_loss
 from vrt_finetune.model import MODEL_CLASS, build_model, full_config, tiny_config
 from vrt_finetune.testing import make_test_tokenizer, training_item
+from vrt_finetune.train_settings import TinyModel
 
 pytestmark = pytest.mark.gpu  # skipped without CUDA by tests/conftest.py
 

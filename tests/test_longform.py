@@ -255,7 +255,8 @@ def test_planning_memory_is_bounded_by_the_chunk() -> None:
 @pytest.fixture(scope="module")
 def long_recording(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """~75 s of espeak-ng speech (three windows, two chunks) with one transcript, no times."""
-    from data_prep.synth import sentence_corpus, synthesize
+    from data_prep.sentences import sentence_corpus
+    from data_prep.synth import synthesize
 
     d = tmp_path_factory.mktemp("long")
     parts, words = [], []

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import webdataset as wds
 
-from data_prep import pipeline
+from data_prep import pipeline, unit_processor
 from data_prep.cli import main as prep_main
 from data_prep.cli import run
 from data_prep.config import load_config
@@ -95,7 +95,7 @@ def test_same_input_gives_byte_identical_shards(reference: Path, tmp_path, token
 def test_killed_run_resumes_to_the_same_shards(
     reference: Path, tmp_path, tokenizer, monkeypatch
 ) -> None:
-    real_write = pipeline.UnitShardWriter.write
+    real_write = unit_processor.UnitShardWriter.write
     calls = {"n": 0}
 
     def dying_write(self, *args, **kwargs):
@@ -104,7 +104,7 @@ def test_killed_run_resumes_to_the_same_shards(
             raise KeyboardInterrupt("killed")
         return real_write(self, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline.UnitShardWriter, "write", dying_write)
+    monkeypatch.setattr(unit_processor.UnitShardWriter, "write", dying_write)
     with pytest.raises(KeyboardInterrupt):
         run(config(tmp_path, tokenizer), progress=False)
     assert not (tmp_path / "index.json").exists()
@@ -112,7 +112,7 @@ def test_killed_run_resumes_to_the_same_shards(
     assert 0 < len(finished) < 5
     # a stale temporary from a hard kill is cleaned up too
     (tmp_path / "train" / ".train-u00009-000.tar.tmp").write_bytes(b"partial")
-    monkeypatch.setattr(pipeline.UnitShardWriter, "write", real_write)
+    monkeypatch.setattr(unit_processor.UnitShardWriter, "write", real_write)
     run(config(tmp_path, tokenizer), progress=False)
     assert tree(tmp_path) == tree(reference)
     assert not list(tmp_path.rglob("*.tmp"))
@@ -143,9 +143,9 @@ def test_speaker_split_is_deterministic_and_exclusive() -> None:
     def item(key: str, spk: str | None):
         return SourceItem(key, None, "x", "en", "t", speaker=spk)
 
-    splits = {pipeline.split_of(item(f"k{i}", "alice"), 0.3, 0.3) for i in range(50)}
+    splits = {unit_processor.split_of(item(f"k{i}", "alice"), 0.3, 0.3) for i in range(50)}
     assert len(splits) == 1  # one speaker, one split
-    by_key = [pipeline.split_of(item(f"k{i}", None), 0.3, 0.3) for i in range(300)]
+    by_key = [unit_processor.split_of(item(f"k{i}", None), 0.3, 0.3) for i in range(300)]
     assert set(by_key) == {"train", "valid", "test"}
-    assert by_key == [pipeline.split_of(item(f"k{i}", None), 0.3, 0.3) for i in range(300)]
+    assert by_key == [unit_processor.split_of(item(f"k{i}", None), 0.3, 0.3) for i in range(300)]
     assert np.mean([s == "train" for s in by_key]) == pytest.approx(0.4, abs=0.1)

@@ -8,14 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from data_prep.synth import (
-    MEDICAL_TERMS,
-    SynthUtterance,
-    _word_spans,
-    espeak_available,
-    sentence_corpus,
-    synthesize,
-)
+from data_prep.espeak_worker import espeak_available
+from data_prep.sentences import MEDICAL_TERMS, sentence_corpus
+from data_prep.synth import SynthUtterance, _word_spans, synthesize
 from vrt_finetune.constants import SAMPLE_RATE, seconds_to_samples
 
 needs_espeak = pytest.mark.skipif(not espeak_available(), reason="libespeak-ng not installed")

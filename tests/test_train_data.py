@@ -16,16 +16,13 @@ import webdataset as wds
 from data_prep.shards import UnitShardWriter
 from data_prep.targets import TargetIds, build_targets
 from vrt_finetune import constants as C
+from vrt_finetune.batches import Batching, LayoutIds, bucket_batches, read_items
 from vrt_finetune.data import (
-    Batching,
     DelayDistribution,
-    LayoutIds,
     ShardListError,
     ShardStream,
     VrtDataModule,
-    bucket_batches,
     expand_shards,
-    read_items,
 )
 from vrt_finetune.features import LogMel
 from vrt_finetune.layout import IGNORE_INDEX

@@ -13,22 +13,16 @@ import pytest
 import torch
 from test_train_data import write_shards
 
-from vrt_finetune.data import Batching, VrtDataModule
-from vrt_finetune.lit_module import (
-    LossSettings,
-    NonFiniteLossError,
-    OptimSettings,
-    TinyModel,
-    TokenizerMismatchError,
-    VrtLitModule,
-    lr_factor,
-    word_errors,
-)
+from vrt_finetune.batches import Batching
+from vrt_finetune.data import VrtDataModule
+from vrt_finetune.lit_module import NonFiniteLossError, TokenizerMismatchError, VrtLitModule
 from vrt_finetune.lora import LoraSettings
 from vrt_finetune.loss import LossOutput
 from vrt_finetune.metrics import Reference, score
 from vrt_finetune.testing import make_test_tokenizer, save_tiny_checkpoint
 from vrt_finetune.text_normalizer import TextNormalizer
+from vrt_finetune.train_settings import LossSettings, OptimSettings, TinyModel, lr_factor
+from vrt_finetune.val_wer import word_errors
 
 TINY = TinyModel(hidden=32, heads=2, kv_heads=1)
 

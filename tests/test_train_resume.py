@@ -11,11 +11,13 @@ import torch
 from safetensors.torch import load_file
 from test_train_data import write_shards
 
-from vrt_finetune.data import Batching, VrtDataModule
-from vrt_finetune.lit_module import OptimSettings, TinyModel, VrtLitModule
+from vrt_finetune.batches import Batching
+from vrt_finetune.data import VrtDataModule
+from vrt_finetune.lit_module import VrtLitModule
 from vrt_finetune.lora import LoraSettings, load_adapter
 from vrt_finetune.testing import make_tiny_model
 from vrt_finetune.train import AdapterCheckpoint, adapter_dir
+from vrt_finetune.train_settings import OptimSettings, TinyModel
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

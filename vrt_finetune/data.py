@@ -16,32 +16,41 @@ mask is needed and padded positions are simply ignored by the loss.
 Resuming: flac decoding happens after batching, so a resumed run replays the cheap part (tar
 reading, shuffling, bucketing) and skips the batches already trained on, and takes exactly the
 batches an uninterrupted run would have taken (same seed, ranks and workers).
+
+This module holds the shard side (shard lists, delay draws, splitting by rank and worker, the
+data module); the per-sample steps (parsing, shuffle buffer, buckets, collate) are in
+``vrt_finetune.batches``.
 """
 
 from __future__ import annotations
 
-import bisect
 import glob
-import io
 import itertools
-import json
 import logging
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import lightning as L
 import numpy as np
-import soundfile as sf
 import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset
 
 from vrt_finetune import constants as C
+from vrt_finetune.batches import (
+    Batching,
+    Item,
+    LayoutIds,
+    bucket_batches,
+    collate,
+    decode_flac,
+    read_items,
+    shuffle_buffer,
+)
 from vrt_finetune.features import LogMel
-from vrt_finetune.layout import IGNORE_INDEX, layout_example
 from vrt_finetune.tokenizer import TEKKEN_FILE, StreamingTokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -129,169 +138,6 @@ class DelayDistribution:
     def sample(self, rng: np.random.Generator) -> int:
         """One delay in ms."""
         return int(rng.choice(self._choices, p=self._p))
-
-
-@dataclass
-class Batching:
-    """How samples are grouped: by duration bucket, up to a budget of padded speech seconds."""
-
-    batch_seconds: float = 120.0
-    """Budget per batch: batch size × longest speech in it (the prompt adds (1+L+d) tokens each)."""
-    max_batch_size: int = 64
-    bucket_edges_s: list[float] = field(default_factory=lambda: [3.0, 5.0, 8.0, 12.0, 18.0])
-    """Upper edges of the duration buckets; the last bucket ends at ``max_duration_s``."""
-    max_duration_s: float = 30.0
-    """Longer samples are skipped (and counted); one longer than ``batch_seconds`` is a batch
-    of its own."""
-
-    def __post_init__(self) -> None:
-        if self.batch_seconds <= 0 or self.max_batch_size < 1:
-            raise ValueError("batching.batch_seconds and max_batch_size must be positive")
-        if sorted(self.bucket_edges_s) != list(self.bucket_edges_s):
-            raise ValueError("batching.bucket_edges_s must be increasing")
-
-
-class Item(NamedTuple):
-    """One sample before decoding: the flac stays compressed until its batch is kept."""
-
-    key: str
-    flac: bytes
-    stream: list[int]
-    text: str
-    duration: float
-    language: str | None = None
-    """Language code from the shard (scores normalise by it); ``None`` when unknown."""
-
-
-def parse_sample(sample: dict[str, Any]) -> Item:
-    """A raw tar sample (``__key__``, ``flac``, ``json`` bytes) → :class:`Item`."""
-    meta = json.loads(sample["json"])
-    return Item(
-        sample["__key__"],
-        sample["flac"],
-        meta["targets"]["stream"],
-        meta.get("text", ""),
-        float(meta["duration"]),
-        meta.get("language") or None,
-    )
-
-
-def decode_flac(data: bytes) -> np.ndarray:
-    """FLAC bytes → ``(T,)`` float32 at 16 kHz mono (anything else is an error of the shards)."""
-    audio, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
-    if sr != C.SAMPLE_RATE or audio.ndim != 1:
-        raise ValueError(f"shard audio must be {C.SAMPLE_RATE} Hz mono, got {sr} Hz {audio.shape}")
-    return audio
-
-
-def shuffle_buffer(items: Iterator[Item], size: int, rng: random.Random) -> Iterator[Item]:
-    """Approximate shuffle through a buffer of ``size`` items (a pure function of ``rng``)."""
-    if size <= 1:
-        yield from items
-        return
-    buf: list[Item] = []
-    for item in items:
-        if len(buf) < size:
-            buf.append(item)
-            continue
-        i = rng.randrange(size)
-        buf[i], item = item, buf[i]
-        yield item
-    rng.shuffle(buf)
-    yield from buf
-
-
-def bucket_batches(items: Iterator[Item], batching: Batching, flush: bool) -> Iterator[list[Item]]:
-    """Group items into batches of similar duration within ``batching.batch_seconds``.
-
-    Each duration bucket fills until one more item would push (count × longest) past the budget
-    or the batch size cap; then the bucket is emitted. ``flush`` emits partial buckets at the
-    end (validation); an endless training stream never ends.
-    """
-    edges = [e for e in batching.bucket_edges_s if e < batching.max_duration_s]
-    buckets: list[list[Item]] = [[] for _ in range(len(edges) + 1)]
-    longest = [0.0] * len(buckets)
-    skipped = 0
-    for item in items:
-        if item.duration > batching.max_duration_s:
-            skipped += 1
-            if skipped in (1, 10, 100) or skipped % 1000 == 0:
-                log.warning("%d samples longer than max_duration_s skipped so far", skipped)
-            continue
-        b = bisect.bisect_left(edges, item.duration)
-        new_longest = max(longest[b], item.duration)
-        if buckets[b] and (
-            (len(buckets[b]) + 1) * new_longest > batching.batch_seconds
-            or len(buckets[b]) >= batching.max_batch_size
-        ):
-            yield buckets[b]
-            buckets[b], new_longest = [], item.duration
-        buckets[b].append(item)
-        longest[b] = new_longest
-    if flush:
-        yield from (bucket for bucket in buckets if bucket)
-
-
-@dataclass(frozen=True)
-class LayoutIds:
-    """What ``layout_example`` needs from the tokenizer."""
-
-    bos: int
-    pad: int
-    n_left_pad_tokens: int
-
-    @classmethod
-    def from_tokenizer(cls, tok: StreamingTokenizer) -> LayoutIds:
-        return cls(tok.bos_id, tok.pad_id, tok.n_left_pad_tokens)
-
-
-def collate(items: Sequence[Item], delay_ms: int, ids: LayoutIds) -> dict[str, Any]:
-    """Decode and lay out one batch at one delay, right-padded to its longest sample.
-
-    Returns:
-        ``input_ids`` (B, S) int64 padded with [P]; ``labels`` (B, S) int64 padded with -100;
-        ``audio`` (B, S·1280) float32 padded with zeros; ``num_delay_tokens`` and ``delay_ms``
-        (ints, one per batch); ``audio_seconds`` (speech in the batch); ``keys``; ``texts``.
-    """
-    examples = [
-        layout_example(
-            it.stream,
-            decode_flac(it.flac),
-            bos_id=ids.bos,
-            pad_id=ids.pad,
-            n_left_pad_tokens=ids.n_left_pad_tokens,
-            delay_ms=delay_ms,
-        )
-        for it in items
-    ]
-    n, s = len(examples), max(len(ex.input_ids) for ex in examples)
-    input_ids = np.full((n, s), ids.pad, dtype=np.int64)
-    labels = np.full((n, s), IGNORE_INDEX, dtype=np.int64)
-    audio = np.zeros((n, s * C.SAMPLES_PER_TOKEN), dtype=np.float32)
-    for row, ex in enumerate(examples):
-        input_ids[row, : len(ex.input_ids)] = ex.input_ids
-        labels[row, : len(ex.labels)] = ex.labels
-        audio[row, : len(ex.audio)] = ex.audio
-    return {
-        "input_ids": torch.from_numpy(input_ids),
-        "labels": torch.from_numpy(labels),
-        "audio": torch.from_numpy(audio),
-        "num_delay_tokens": C.check_delay_ms(delay_ms),
-        "delay_ms": delay_ms,
-        "audio_seconds": float(sum(it.duration for it in items)),
-        "keys": [it.key for it in items],
-        "texts": [it.text for it in items],
-    }
-
-
-def read_items(urls: Sequence[str]) -> Iterator[Item]:
-    """Samples of ``urls`` in order; unreadable shards or samples are logged and skipped."""
-    raw = wds.tarfile_samples(({"url": u} for u in urls), handler=wds.warn_and_continue)
-    for sample in raw:
-        try:
-            yield parse_sample(sample)
-        except (KeyError, ValueError, TypeError) as err:
-            log.warning("skipping sample %s: %r", sample.get("__key__"), err)
 
 
 class ShardStream(IterableDataset):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from data_prep.cli import run as prep_run
 from data_prep.config import load_config
-from data_prep.synth import MEDICAL_TERMS
+from data_prep.sentences import MEDICAL_TERMS
 from vrt_finetune.testing import make_test_tokenizer
 from vrt_finetune.tokenizer import StreamingTokenizer
 

@@ -97,7 +97,7 @@ def _reference(meta: dict) -> Reference:
 def _shard_samples(urls: Sequence[str]) -> Iterator[EvalSample]:
     import webdataset as wds
 
-    from vrt_finetune.data import decode_flac
+    from vrt_finetune.batches import decode_flac
 
     raw = wds.tarfile_samples(({"url": u} for u in urls), handler=wds.warn_and_continue)
     for sample in raw:

@@ -14,17 +14,17 @@ delay, ``val/loss_480ms`` …, and their mean ``val/loss``), then WER of greedy 
 
 Checkpoints hold the trainable tensors only (the frozen 4.4 B base is reloaded from
 ``base_model``), plus optimizer, scheduler, loop and data-stream state.
+
+The settings dataclasses (``model.tiny``, ``model.loss``, ``model.optim``) and the learning-rate
+schedule are in ``vrt_finetune.train_settings``; the WER scoring in ``vrt_finetune.val_wer``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -45,15 +45,13 @@ from vrt_finetune.lora import (
     trainable_line,
 )
 from vrt_finetune.loss import LossOutput, lm_loss
-from vrt_finetune.metrics import error_counts
 from vrt_finetune.model import CheckpointError, build_model, load_model, tiny_config
 from vrt_finetune.text_normalizer import TextNormalizer
 from vrt_finetune.tokenizer import StreamingTokenizer
+from vrt_finetune.train_settings import LossSettings, OptimSettings, TinyModel, lr_factor
+from vrt_finetune.val_wer import greedy_decoder, word_errors
 
 log = logging.getLogger(__name__)
-
-DecodeFn = Callable[[list[np.ndarray], int], list[str]]
-"""``(waveforms (T_i,) float32, delay_ms) → transcripts``."""
 
 
 class TokenizerMismatchError(ValueError):
@@ -62,53 +60,6 @@ class TokenizerMismatchError(ValueError):
 
 class NonFiniteLossError(RuntimeError):
     """Too many non-finite losses in a row: training cannot continue sensibly."""
-
-
-@dataclass
-class TinyModel:
-    """A few-layer model with random weights, for tests and smoke runs (no download)."""
-
-    hidden: int = 64
-    encoder_layers: int = 2
-    decoder_layers: int = 2
-    heads: int = 4
-    kv_heads: int = 2
-    seed: int = 0
-
-
-@dataclass
-class LossSettings:
-    z_loss_coef: float = 1e-4
-    """Weight of the z-loss (PaLM's default; the paper does not give its value)."""
-    pad_weight: float = 1.0
-    """Cross-entropy weight of ``[P]`` targets (most frames are [P]; < 1 favours the words)."""
-    chunk_tokens: int = 1024
-    """Target rows projected to the vocabulary at once (memory ≈ chunk × 131072 × 8 bytes)."""
-
-
-@dataclass
-class OptimSettings:
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    warmup_steps: int = 100
-    schedule: Literal["cosine", "linear", "constant"] = "cosine"
-    """Decay after the warm-up, down to ``min_lr_ratio × lr`` at ``total_steps``."""
-    min_lr_ratio: float = 0.1
-    total_steps: int | None = None
-    """Length of the schedule; ``None``: ``trainer.max_steps``."""
-
-
-def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
-    """Multiplier of the base learning rate at optimizer step ``step`` (linear warm-up first)."""
-    if step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    shape = 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1 - progress
-    return min_ratio + (1 - min_ratio) * shape
 
 
 def check_tokenizer_matches(
@@ -140,43 +91,6 @@ def check_tokenizer_matches(
             f"tokenizer {tok.path} does not match the model: {'; '.join(problems)}. "
             "Use the tekken.json that ships with the checkpoint (leave model.tokenizer unset)."
         )
-
-
-WerSample = tuple[str, np.ndarray, str, str | None]
-"""``(key, audio (T,) float32, reference text, language or None)``."""
-
-
-def word_errors(
-    decode: DecodeFn,
-    samples: Sequence[WerSample],
-    delay_ms: int,
-    normalizer: TextNormalizer | None = None,
-) -> tuple[int, int]:
-    """Word errors and reference words of ``decode`` over ``samples``, scored as ``vrt-eval``.
-
-    References and hypotheses go through the same :class:`TextNormalizer` (by the sample's
-    language) and :func:`~vrt_finetune.metrics.error_counts` as ``vrt-eval``, so the
-    ``val/wer_*`` logged during training and the evaluation's WER measure the same thing.
-    """
-    if not samples:
-        return 0, 0
-    normalizer = normalizer or TextNormalizer()
-    hyps = decode([audio for _, audio, _, _ in samples], delay_ms)
-    refs_n = [normalizer(ref, lang) for _, _, ref, lang in samples]
-    hyps_n = [normalizer(hyp, lang) for (_, _, _, lang), hyp in zip(samples, hyps, strict=True)]
-    counts = error_counts(refs_n, hyps_n)
-    return counts.errors, counts.ref_len
-
-
-def greedy_decoder(model: torch.nn.Module, tokenizer: StreamingTokenizer) -> DecodeFn | None:
-    """``vrt_finetune.decode.greedy_decode`` as a :data:`DecodeFn`; ``None`` if unavailable."""
-    try:
-        from vrt_finetune.decode import greedy_decode
-    except ImportError:
-        return None
-    return lambda audios, delay_ms: [
-        r.text for r in greedy_decode(model, tokenizer, audios, delay_ms=delay_ms)
-    ]
 
 
 class VrtLitModule(L.LightningModule):

@@ -17,7 +17,7 @@ from vrt_finetune.model import build_model, tiny_config
 from vrt_finetune.tokenizer import StreamingTokenizer, build_test_tokenizer, load_tokenizer
 
 if TYPE_CHECKING:
-    from vrt_finetune.data import Item
+    from vrt_finetune.batches import Item
 
 
 def make_test_tokenizer(
@@ -61,8 +61,8 @@ def training_item(
     import soundfile as sf
 
     from data_prep.targets import TargetIds, build_targets
+    from vrt_finetune.batches import Item
     from vrt_finetune.constants import SAMPLE_RATE
-    from vrt_finetune.data import Item
 
     ids = TargetIds.from_tokenizer(tokenizer)
     targets = build_targets(list(words), list(ends), len(audio), tokenizer.encode, ids)
