@@ -212,6 +212,17 @@ def ctc_logits(
         return [logits[i, :n].float().cpu() for i, n in enumerate(n_frames)]
 
 
+def ctc_log_probs(
+    model: nn.Module, kind: ModelKind, waves: Sequence[torch.Tensor], device: str | torch.device
+) -> list[torch.Tensor]:
+    """:func:`ctc_logits` as log-probabilities, ``(n_frames_i, vocab)`` per utterance.
+
+    ``log_softmax`` over the vocabulary; on outputs that already are log-probabilities (MMS_FA's
+    wrapper) it changes nothing but rounding.
+    """
+    return [torch.log_softmax(lg, dim=-1) for lg in ctc_logits(model, kind, waves, device)]
+
+
 def _pad(
     waves: Sequence[torch.Tensor], device: str | torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:

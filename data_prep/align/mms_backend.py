@@ -36,6 +36,7 @@ from data_prep.align.base import (
 )
 from data_prep.align.ctc_batch import (
     ModelKind,
+    ctc_log_probs,
     ctc_logits,
     default_max_padding,
     frame_hop_samples,
@@ -282,8 +283,7 @@ class MMSAligner(BatchAligner):
             Per window, float32 CPU log-probabilities ``(n_frames_i, vocab)``.
         """
         x = [self._model_input(w) for w in waves]
-        logits = ctc_logits(self.model, self.kind, x, self.device)
-        return [torch.log_softmax(lg, dim=-1) for lg in logits]
+        return ctc_log_probs(self.model, self.kind, x, self.device)
 
     def align_batch(self, items: Sequence[AlignItem]) -> list[list[AlignedWord] | AlignmentFailure]:
         """Align utterances, several per forward pass (see :meth:`Aligner.align_batch`)."""

@@ -38,7 +38,12 @@ from data_prep.align.base import (
     as_waveform,
     interpolate_missing,
 )
-from data_prep.align.ctc_batch import ctc_logits, default_max_padding, plan_batches
+from data_prep.align.ctc_batch import (
+    ctc_log_probs,
+    ctc_logits,
+    default_max_padding,
+    plan_batches,
+)
 from data_prep.nltk_data import ensure_punkt_tab
 from vrt_finetune.constants import SAMPLE_RATE
 
@@ -282,8 +287,7 @@ class WhisperXAligner(BatchAligner):
         """
         model, metadata = self.model_for(language)
         x = [torch.from_numpy(as_waveform(w)) for w in waves]
-        logits = ctc_logits(model, metadata["type"], x, self.device)
-        return [torch.log_softmax(lg, dim=-1) for lg in logits]
+        return ctc_log_probs(model, metadata["type"], x, self.device)
 
     def align_batch(self, items: Sequence[AlignItem]) -> list[list[AlignedWord] | AlignmentFailure]:
         """Align utterances, several per wav2vec2 forward pass (see :meth:`Aligner.align_batch`)."""
