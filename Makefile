@@ -33,7 +33,7 @@ $(STAMPS)/system:
 	fi
 	@touch $@
 
-# torch + torchaudio first (ENVIRONMENT.md: the local CUDA-13 build that runs on the CPU), then
+# torch + torchaudio first (the CUDA-13 build from the machine's wheel store, which runs on the CPU), then
 # the project with its pinned needs, then whisperX without its own pins (they downgrade torch).
 $(STAMPS)/venv: pyproject.toml Makefile
 	@mkdir -p $(STAMPS)

@@ -10,7 +10,7 @@ The model is the released architecture (``vrt_finetune.model.full_config``, 4.4 
 bf16: nothing is materialised on the CPU), with LoRA from ``vrt_finetune.lora.apply_lora`` at the
 default ``LoraSettings``, trained as the recipes train it (bf16 base, fp32 adapters, bf16
 autocast, AdamW). Batches are ``vrt_finetune.batches.collate`` of synthetic utterances of exactly
-``--seconds`` each (noise audio, a grouped [P]/[W] target stream from ``data_prep.targets``) at
+``--seconds`` each (noise audio, a grouped [P]/[W] target stream from ``vrt_finetune.targets``) at
 ``--delay-ms``; the log-mel (``vrt_finetune.features.LogMel``) runs on the device inside each
 timed step, as in training. Two variants, each in a fresh process:
 
@@ -176,7 +176,7 @@ def run_variant(args: argparse.Namespace) -> None:
     import torch
 
     from vrt_finetune import constants as C
-    from vrt_finetune.batches import LayoutIds, collate
+    from vrt_finetune.batches import collate
     from vrt_finetune.features import LogMel
     from vrt_finetune.lora import LoraSettings, apply_lora, count_parameters, output_weight
     from vrt_finetune.loss import lm_loss
@@ -224,7 +224,7 @@ def run_variant(args: argparse.Namespace) -> None:
         else contextlib.nullcontext()
     )
     conv_dtype = base.model.audio_tower.embedder.conv1.weight.dtype
-    ids = LayoutIds.from_tokenizer(tokenizer)
+    ids = tokenizer.ids
     pool = _utterances(tokenizer, 2 * max(args.batch_sizes), args.seconds)
 
     def step(batch: dict) -> float:

@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from data_prep import audio_io
 from data_prep.align.testing import noise_audio
 from data_prep.shards import UnitShardWriter
-from data_prep.targets import TargetIds, build_targets
 from vrt_finetune import constants as C
+from vrt_finetune.shard_format import SampleWord, ShardSample, encode_flac
+from vrt_finetune.targets import build_targets
 from vrt_finetune.testing import make_test_tokenizer
 
 
@@ -42,26 +42,30 @@ def fake_words(seconds: float, every: float = 0.55) -> tuple[list[str], list[flo
 
 
 def bench_shard_writing(tmp: Path, minutes: float, tokenizer) -> float:
-    ids = TargetIds.from_tokenizer(tokenizer)
+    ids = tokenizer.ids
     utts = []
     rng = np.random.default_rng(0)
     total = 0.0
     while total < minutes * 60:
         sec = float(rng.uniform(3, 15))
         audio = noise_audio(sec, seed=len(utts))
-        words, _, ends = fake_words(sec)
+        words, starts, ends = fake_words(sec)
         targets = build_targets(words, ends, len(audio), tokenizer.encode, ids)
-        meta = {
-            "text": " ".join(words),
-            "targets": targets.to_json(),
-            "words": [{"word": w, "end": e} for w, e in zip(words, ends, strict=True)],
-        }
-        utts.append((audio, meta, sec))
+        sample = ShardSample(
+            key=f"{len(utts):08d}",
+            text=" ".join(words),
+            duration=sec,
+            targets=targets,
+            words=tuple(
+                SampleWord(w, s, e, 1.0) for w, s, e in zip(words, starts, ends, strict=True)
+            ),
+        )
+        utts.append((audio, sample, sec))
         total += sec
     writer = UnitShardWriter(tmp / "shards", "train", 0, max_samples=500, max_bytes=2**30)
     t0 = time.perf_counter()
-    for i, (audio, meta, sec) in enumerate(utts):
-        writer.write(f"{i:08d}", audio_io.write_flac_bytes(audio), meta, sec)
+    for audio, sample, _ in utts:
+        writer.write(sample, encode_flac(audio))
     writer.close()
     wall = time.perf_counter() - t0
     rtf = total / wall

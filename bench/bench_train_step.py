@@ -40,13 +40,13 @@ def _batches(tokenizer, n_batches: int, batch_size: int, delay_ms: int, seed: in
     import torch
 
     from vrt_finetune import constants as C
-    from vrt_finetune.batches import LayoutIds, collate
+    from vrt_finetune.batches import collate
     from vrt_finetune.features import LogMel
     from vrt_finetune.testing import training_item
 
     rng = np.random.default_rng(seed)
     words = ["the", "patient", "reports", "mild", "chest", "pain", "since", "this", "morning"]
-    log_mel, ids, out = LogMel(), LayoutIds.from_tokenizer(tokenizer), []
+    log_mel, ids, out = LogMel(), tokenizer.ids, []
     for _ in range(n_batches):
         items = []
         for i in range(batch_size):

@@ -1,4 +1,6 @@
-"""Load any audio as float32 mono at :data:`SAMPLE_RATE` and store it as FLAC.
+"""Load any audio as float32 mono at :data:`SAMPLE_RATE`.
+
+Shards store it as FLAC through ``vrt_finetune.shard_format`` (the one codec of the contract).
 
 Decoding goes through libsndfile (``soundfile``: wav, flac, ogg, mp3, aiff, ...), which can seek,
 so an offset window into a long file reads only that window. Anything libsndfile rejects (m4a,
@@ -368,46 +370,3 @@ def load_audio(
         return _load_ffmpeg(source if isinstance(source, bytes) else label, start, end, label)
     with f:
         return _load_soundfile(f, raw, start, end, label)
-
-
-# --------------------------------------------------------------------------- FLAC storage
-
-
-def write_flac_bytes(audio: np.ndarray) -> bytes:
-    """Encode a waveform as 16-bit mono FLAC at :data:`SAMPLE_RATE`; same input, same bytes.
-
-    Args:
-        audio: (n,) float samples at :data:`SAMPLE_RATE`; values outside [-1, 1] are clipped.
-
-    Returns:
-        The FLAC file as bytes.
-    """
-    audio = np.asarray(audio)
-    if audio.ndim != 1 or audio.size == 0 or not np.isfinite(audio).all():
-        raise ValueError("write_flac_bytes needs a non-empty finite (n,) waveform")
-    # Quantise here rather than in libsndfile, whose float→int conversion wraps instead of
-    # clipping unless told otherwise; 32767 keeps +1.0 representable.
-    pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
-    buf = io.BytesIO()
-    sf.write(buf, pcm, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-    return buf.getvalue()
-
-
-def read_flac_bytes(data: bytes) -> np.ndarray:
-    """Decode bytes from :func:`write_flac_bytes` back to (n,) float32 at :data:`SAMPLE_RATE`.
-
-    Raises:
-        AudioError: ``unreadable`` if the bytes are not mono FLAC at :data:`SAMPLE_RATE`.
-    """
-    try:
-        audio, sr = sf.read(io.BytesIO(data), dtype="float32")
-    except (sf.LibsndfileError, RuntimeError) as e:
-        raise AudioError("unreadable", "<flac bytes>", f"not a FLAC stream ({e})") from e
-    if sr != SAMPLE_RATE or audio.ndim != 1:
-        raise AudioError(
-            "unreadable",
-            "<flac bytes>",
-            f"expected mono {SAMPLE_RATE} Hz FLAC, got {sr} Hz shape {audio.shape}: "
-            "decode arbitrary files with load_audio()",
-        )
-    return audio

@@ -10,6 +10,7 @@ from pathlib import Path
 from data_prep.unit_result import UnitResult
 from vrt_finetune.card_template import card_template
 from vrt_finetune.io_utils import atomic_write_text
+from vrt_finetune.shard_format import CARD_FILE, SPLITS
 
 CARD_TEMPLATE = "dataset_card.md"
 HIGH_FERTILITY = 2.5
@@ -50,7 +51,7 @@ def render_card(
     target_options: dict,
     glossary: list[str] | None = None,
 ) -> Path:
-    """Write ``README.md`` (the card) and ``duration_histogram.png`` into ``out_dir``."""
+    """Write the card (``README.md``) and ``duration_histogram.png`` into ``out_dir``."""
     samples = [s for r in results for s in r.samples]
     durations = [s["seconds"] for s in samples]
     _histogram(durations, out_dir / "duration_histogram.png")
@@ -86,8 +87,8 @@ def render_card(
         "name": name,
         "languages": ", ".join(languages),
         "languages_yaml": "\n".join(f"- {lang}" for lang in languages),
-        **{f"n_{sp}": by_split.get(sp, 0) for sp in ("train", "valid", "test")},
-        **{f"h_{sp}": f"{summary['hours_by_split'][sp]:.3f}" for sp in ("train", "valid", "test")},
+        **{f"n_{sp}": by_split.get(sp, 0) for sp in SPLITS},
+        **{f"h_{sp}": f"{summary['hours_by_split'][sp]:.3f}" for sp in SPLITS},
         "n_speakers": len({s["speaker"] for s in samples if s["speaker"]}),
         "aligner": aligner,
         "target_options": target_options,
@@ -109,6 +110,6 @@ def render_card(
         "glossary_section": glossary_section,
     }
     text = card_template(CARD_TEMPLATE).substitute(values)
-    path = out_dir / "README.md"
+    path = out_dir / CARD_FILE
     atomic_write_text(path, text)
     return path

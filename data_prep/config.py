@@ -13,7 +13,7 @@ from typing import Any, Literal, get_type_hints
 import yaml
 
 from data_prep.segment import Filters
-from data_prep.targets import TargetOptions
+from vrt_finetune.targets import TargetOptions
 
 
 @dataclass

@@ -11,11 +11,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from data_prep.shards import SPLITS, write_index
+from data_prep.shards import write_index
 from data_prep.unit_result import UNITS_DIR, UnitResult
 from vrt_finetune.io_utils import atomic_write_text
-
-SUMMARY_FILE = "summary.json"
+from vrt_finetune.shard_format import SPLITS, SUMMARY_FILE
 
 
 def with_progress(

@@ -26,15 +26,6 @@ class Word:
     score: float
     flagged: bool
 
-    def to_json(self) -> dict:
-        return {
-            "word": self.word,
-            "start": round(self.start, 4),
-            "end": round(self.end, 4),
-            "score": round(self.score, 4),
-            "flagged": self.flagged,
-        }
-
 
 @dataclass(frozen=True)
 class Filters:

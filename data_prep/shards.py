@@ -19,9 +19,7 @@ from pathlib import Path
 import webdataset as wds
 
 from vrt_finetune.io_utils import atomic_write_text
-
-INDEX_FILE = "index.json"
-SPLITS = ("train", "valid", "test")
+from vrt_finetune.shard_format import INDEX_FILE, SPLITS, ShardSample, to_tar_sample
 
 
 @dataclass
@@ -89,10 +87,10 @@ class UnitShardWriter:
         self.finished.append(self._current)
         self._writer = self._current = self._tmp = None
 
-    def write(self, key: str, flac: bytes, meta: dict, seconds: float) -> None:
-        """Add one sample (``KEY.flac`` + ``KEY.json``)."""
-        payload = json.dumps(meta, sort_keys=True, ensure_ascii=False).encode("utf-8")
-        size = len(flac) + len(payload)
+    def write(self, sample: ShardSample, flac: bytes) -> None:
+        """Add one sample (``KEY.flac`` + ``KEY.json``, ``vrt_finetune.shard_format``)."""
+        members = to_tar_sample(sample, flac)
+        size = len(flac) + len(members["json"])
         cur = self._current
         if cur is not None and (
             len(cur.samples) >= self.max_samples
@@ -102,9 +100,9 @@ class UnitShardWriter:
         if self._current is None:
             self._open()
         assert self._writer is not None and self._current is not None
-        self._writer.write({"__key__": key, "flac": flac, "json": payload})
-        self._current.samples.append(key)
-        self._current.seconds += seconds
+        self._writer.write(members)
+        self._current.samples.append(sample.key)
+        self._current.seconds += sample.duration
         self._current.bytes += size
 
     def close(self) -> list[ShardInfo]:

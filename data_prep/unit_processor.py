@@ -33,12 +33,13 @@ from data_prep.config import PrepConfig
 from data_prep.segment import Word, gaps, map_to_written, reject_reason, split_at_pauses
 from data_prep.shards import UnitShardWriter
 from data_prep.sources import SourceItem
-from data_prep.targets import TargetIds, build_targets
 from data_prep.text_norm import NormWord, TranscriptError, clean_transcript, normalize_transcript
 from data_prep.unit_result import UnitResult, unit_marker
 from vrt_finetune import constants as C
 from vrt_finetune.io_utils import atomic_write_text
-from vrt_finetune.tokenizer import StreamingTokenizer, load_tokenizer
+from vrt_finetune.shard_format import SampleWord, ShardSample, encode_flac
+from vrt_finetune.targets import build_targets
+from vrt_finetune.tokenizer import StreamingTokenizer, open_tokenizer
 
 
 def split_of(item: SourceItem, valid_fraction: float, test_fraction: float) -> str:
@@ -88,8 +89,7 @@ class UnitProcessor:
 
     def __init__(self, config: PrepConfig) -> None:
         self.config = config
-        self.tokenizer: StreamingTokenizer = load_tokenizer(config.tokenizer)
-        self.ids = TargetIds.from_tokenizer(self.tokenizer)
+        self.tokenizer: StreamingTokenizer = open_tokenizer(config.tokenizer)
         self.aligner = make_aligner(config)
         self.long_aligner: Aligner | None = None
         if config.aligner.long_form and self.aligner is not None:  # torch is loaded by now
@@ -246,28 +246,29 @@ class UnitProcessor:
             [w.end for w in words],
             len(audio),
             self.tokenizer.encode,
-            self.ids,
+            self.tokenizer.ids,
             self.config.targets,
         )
         seconds = len(audio) / C.SAMPLE_RATE
         text = " ".join(w.word for w in words)
         n_text_tokens = sum(len(g.ids) - 1 for g in targets.groups)
-        meta = {
-            "text": text,
-            "language": item.language,
-            "speaker": item.speaker,
-            "duration": round(seconds, 4),
-            "source": item.source,
-            "offset": round(offset, 4),
-            "words": [w.to_json() for w in words],
-            "targets": targets.to_json(),
-        }
+        sample = ShardSample(
+            key=key,
+            text=text,
+            duration=seconds,
+            targets=targets,
+            words=tuple(SampleWord(w.word, w.start, w.end, w.score, w.flagged) for w in words),
+            language=item.language,
+            speaker=item.speaker,
+            source=item.source,
+            offset=offset,
+        )
         if split not in writers:
             s = self.config.shards
             writers[split] = UnitShardWriter(
                 self.config.output_dir, split, result.unit, s.max_samples, s.max_bytes
             )
-        writers[split].write(key, audio_io.write_flac_bytes(audio), meta, seconds)
+        writers[split].write(sample, encode_flac(audio))
         result.samples.append(
             {
                 "split": split,

@@ -20,8 +20,6 @@ from data_prep.audio_check import check_audio
 from data_prep.audio_io import (
     AudioError,
     load_audio,
-    read_flac_bytes,
-    write_flac_bytes,
 )
 from vrt_finetune.constants import SAMPLE_RATE
 
@@ -265,28 +263,3 @@ def test_good_audio_and_short_audio() -> None:
     assert verdict.rms_db == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.01)
     assert check_audio(x, min_seconds=2.0).reason == "too_short"
     assert check_audio(np.zeros(0, np.float32)).reason == "empty"
-
-
-# --------------------------------------------------------------------------- FLAC storage
-
-
-def test_flac_round_trip_is_deterministic() -> None:
-    x = (np.random.default_rng(0).standard_normal(SAMPLE_RATE) * 0.2).astype(np.float32)
-    x[:3] = [1.5, -1.5, 1.0]  # out-of-range values are clipped, not wrapped
-    data = write_flac_bytes(x)
-    assert data[:4] == b"fLaC" and write_flac_bytes(x.copy()) == data
-    y = read_flac_bytes(data)
-    assert y.dtype == np.float32 and y.shape == x.shape
-    np.testing.assert_allclose(y, np.clip(x, -1, 1), atol=1.5 / 32768)
-    np.testing.assert_array_equal(load_audio(data), y)
-
-
-def test_flac_rejects_bad_input(tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
-        write_flac_bytes(np.array([0.0, np.nan]))
-    with pytest.raises(AudioError) as info:
-        read_flac_bytes(b"not flac")
-    assert info.value.reason == "unreadable"
-    sf.write(tmp_path / "a.flac", tone(0.1, 8_000), 8_000)
-    with pytest.raises(AudioError, match="load_audio"):
-        read_flac_bytes((tmp_path / "a.flac").read_bytes())

@@ -7,12 +7,12 @@ import pytest
 import torch
 from transformers import VoxtralRealtimeFeatureExtractor
 
-from data_prep.targets import TargetIds, build_targets
 from vrt_finetune import constants as C
 from vrt_finetune.decode import Decoded, DecodedWord, StreamingSession, greedy_decode, parse_stream
 from vrt_finetune.features import LogMel
 from vrt_finetune.model import build_model, tiny_config
 from vrt_finetune.prompt import pad_audio, streaming_prompt
+from vrt_finetune.targets import build_targets
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -243,9 +243,7 @@ def test_parse_stream_reads_target_streams_back(tokenizer, delay_ms: int) -> Non
     """A stream built by the target rule parses to its words, dated at their write frames."""
     words = ["Hello", "big", "world", "again."]
     ends = [0.30, 0.75, 0.76, 1.61]  # write frames 4, 10, 10, 21
-    targets = build_targets(
-        words, ends, 2 * C.SAMPLE_RATE, tokenizer.encode, TargetIds.from_tokenizer(tokenizer)
-    )
+    targets = build_targets(words, ends, 2 * C.SAMPLE_RATE, tokenizer.encode, tokenizer.ids)
     assert [(g.frame, g.start) for g in targets.groups] == [(4, 4), (10, 10), (21, 21)]
     got = parse_stream(list(targets.stream), tokenizer, delay_ms)
     assert [w.word for w in got.words] == words

@@ -12,9 +12,7 @@ import soundfile as sf
 import torch
 import yaml
 
-from data_prep.audio_io import write_flac_bytes
 from data_prep.shards import UnitShardWriter, write_index
-from data_prep.targets import TargetIds, TargetOptions, build_targets
 from vrt_finetune import constants as C
 from vrt_finetune.evaluate import ModelSpec, main
 from vrt_finetune.layout import IGNORE_INDEX, layout_example
@@ -29,7 +27,9 @@ from vrt_finetune.metrics import (
     word_latencies,
 )
 from vrt_finetune.model_card import recipe_summary, render_model_card
+from vrt_finetune.shard_format import SampleWord, ShardSample, encode_flac
 from vrt_finetune.target_probe import CONVENTIONS, ProbeSample, probe_targets
+from vrt_finetune.targets import TargetOptions, build_targets
 from vrt_finetune.text_normalizer import TextNormalizer, base_language
 
 NORM = TextNormalizer()
@@ -182,7 +182,7 @@ class FakeModel(torch.nn.Module):
 @pytest.mark.parametrize("truth", [CONVENTIONS[0], TargetOptions(False, "merge", True)])
 def test_probe_ranks_the_true_convention_first(tokenizer, truth: TargetOptions) -> None:
     samples = _probe_samples()
-    ids = TargetIds.from_tokenizer(tokenizer)
+    ids = tokenizer.ids
     labels = [
         layout_example(
             build_targets(s.words, s.ends, len(s.audio), tokenizer.encode, ids, truth).stream,
@@ -221,21 +221,17 @@ def _write_dataset(root, tokenizer) -> None:
     writer = UnitShardWriter(root, "test", 0, max_samples=2, max_bytes=1 << 30)
     for n, (key, words, ends, seconds) in enumerate(items):
         audio = _noise(seconds, n)
-        targets = build_targets(
-            words, ends, len(audio), tokenizer.encode, TargetIds.from_tokenizer(tokenizer)
+        targets = build_targets(words, ends, len(audio), tokenizer.encode, tokenizer.ids)
+        sample = ShardSample(
+            key=key,
+            text=" ".join(words),
+            duration=seconds,
+            targets=targets,
+            words=tuple(SampleWord(w, e - 0.1, e, 0.9) for w, e in zip(words, ends, strict=True)),
+            language="en",
+            speaker="spk",
         )
-        meta = {
-            "text": " ".join(words),
-            "language": "en",
-            "speaker": "spk",
-            "duration": seconds,
-            "words": [
-                {"word": w, "start": e - 0.1, "end": e, "score": 0.9, "flagged": False}
-                for w, e in zip(words, ends, strict=True)
-            ],
-            "targets": targets.to_json(),
-        }
-        writer.write(key, write_flac_bytes(audio), meta, seconds)
+        writer.write(sample, encode_flac(audio))
     write_index(root, writer.close())
 
 
@@ -292,6 +288,8 @@ def test_cli_end_to_end(eval_inputs) -> None:
     front = yaml.safe_load(card.split("---\n")[1])
     assert front["library_name"] == "peft" and front["language"] == ["en"]
     assert front["model-index"][0]["results"][0]["metrics"][0]["type"] == "wer"
+    # a local dataset is named, not given by its absolute path (the card is published)
+    assert front["model-index"][0]["results"][0]["dataset"]["name"] == "data"
     assert "`model.lora.rank`" in card
 
 

@@ -47,8 +47,8 @@ def _logits(model, inputs: dict) -> torch.Tensor:
 _E = r"mm_streams_embeddings\.embedding_module\."
 _W = _E + r"whisper_encoder\."
 _WL = _W + r"transformer\.layers\.\d+\."
-# Pattern → number of tensors in the released architecture (MODEL_FACTS "Checkpoint formats";
-# biases: encoder q, v, o and w2 only).
+# Pattern → number of tensors in the released architecture (docs/model_contract.md,
+# "Checkpoint formats"; biases: encoder q, v, o and w2 only).
 EXPECTED_MISTRAL_NAMES = {
     _E + r"tok_embeddings\.weight": 1,
     _W + r"conv_layers\.[01]\.conv\.(weight|bias)": 4,

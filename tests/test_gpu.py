@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from vrt_finetune import constants as C
-from vrt_finetune.batches import LayoutIds, collate
+from vrt_finetune.batches import collate
 from vrt_finetune.decode import greedy_decode
 from vrt_finetune.features import LogMel
 from vrt_finetune.lit_module import VrtLitModule
@@ -59,7 +59,7 @@ def _batch(tokenizer, seconds: list[float], delay_ms: int = C.DEFAULT_DELAY_MS) 
         chosen = list(rng.choice(words, size=max(1, int(2.5 * s))))
         ends = np.sort(rng.uniform(0.2, s, len(chosen))).tolist()
         items.append(training_item(tokenizer, f"u{i}", audio, chosen, ends, s))
-    batch = collate(items, delay_ms, LayoutIds.from_tokenizer(tokenizer))
+    batch = collate(items, delay_ms, tokenizer.ids)
     batch["input_features"] = LogMel()(batch.pop("audio"))
     return batch
 

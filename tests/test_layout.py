@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from data_prep.targets import TargetIds, build_targets
 from vrt_finetune import constants as C
 from vrt_finetune.layout import IGNORE_INDEX, layout_example
+from vrt_finetune.targets import build_targets
 
 
 @pytest.mark.parametrize("delay_ms", [80, 480, 2400])
@@ -13,9 +13,7 @@ def test_layout_matches_timings(tokenizer, delay_ms: int) -> None:
     words = ["Heart", "rate", "was", "normal."]
     ends = [0.31, 0.52, 0.64, 1.20]  # "was" (frame 8) waits for the tokens of "rate" (frame 7)
     speech = np.ones(C.seconds_to_samples(1.4), dtype=np.float32)
-    targets = build_targets(
-        words, ends, len(speech), tokenizer.encode, TargetIds.from_tokenizer(tokenizer)
-    )
+    targets = build_targets(words, ends, len(speech), tokenizer.encode, tokenizer.ids)
     L, d = tokenizer.n_left_pad_tokens, delay_ms // C.TOKEN_MS
     ex = layout_example(
         targets.stream,

@@ -6,7 +6,7 @@ import torch
 
 from vrt_finetune import constants as C
 from vrt_finetune.features import LogMel
-from vrt_finetune.model import MODEL_CLASS, CheckpointError, full_config, load_model
+from vrt_finetune.model import MODEL_CLASS, CheckpointError, count_text, full_config, load_model
 from vrt_finetune.prompt import pad_audio, streaming_prompt
 from vrt_finetune.testing import save_tiny_checkpoint
 
@@ -59,6 +59,17 @@ def test_load_round_trip(tmp_path, tokenizer) -> None:
 def test_load_missing_directory(tmp_path) -> None:
     with pytest.raises(CheckpointError, match="no such model directory"):
         load_model(str(tmp_path / "nope"))
+    # a relative path that does not exist is not taken for a hub id (tiny_cpu.yaml before the
+    # demo ran used to fail with transformers' "Repo id must be in the form ...")
+    with pytest.raises(CheckpointError, match=r"no such model directory.*not a hub id"):
+        load_model("outputs/demo/no-such-model")
+
+
+def test_parameter_counts_read_as_people_write_them() -> None:
+    assert count_text(4_400_000_000) == "4.4 B"
+    assert count_text(1_312_000) == "1.31 M"
+    assert count_text(812_345) == "812 k"
+    assert count_text(96) == "96"
 
 
 def test_load_mistral_format_directory_explains(tmp_path) -> None:

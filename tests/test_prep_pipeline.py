@@ -15,8 +15,8 @@ from data_prep import pipeline, unit_processor
 from data_prep.cli import main as prep_main
 from data_prep.cli import run
 from data_prep.config import load_config
-from data_prep.targets import TargetIds, Targets, build_targets
 from vrt_finetune import constants as C
+from vrt_finetune.targets import Targets, build_targets
 
 N_GENERAL, N_MEDICAL = 9, 4
 
@@ -78,7 +78,7 @@ def test_round_trip(reference: Path, tokenizer) -> None:
                 [w["end"] for w in words],
                 len(audio),
                 tokenizer.encode,
-                TargetIds.from_tokenizer(tokenizer),
+                tokenizer.ids,
             )
             assert Targets.from_json(meta["targets"]) == rebuilt
             seen += 1

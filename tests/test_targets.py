@@ -2,11 +2,12 @@
 
 import pytest
 
-from data_prep.targets import TargetIds, TargetOptions, Targets, build_targets, write_frame
 from vrt_finetune import constants as C
+from vrt_finetune.targets import TargetOptions, Targets, build_targets, write_frame
+from vrt_finetune.tokenizer import StreamIds
 
 P, W, EOS = 0, 1, 2
-IDS = TargetIds(pad=P, word=W, eos=EOS)
+IDS = StreamIds(bos=1, pad=P, word=W, eos=EOS, n_left_pad_tokens=32)
 # toy vocabulary: each word is one token, except "alpha" (3 tokens) and "beta" (2 tokens)
 VOCAB = {"a": [10], "b": [11], "c": [12], "hi": [13], "alpha": [20, 21, 22], "beta": [30, 31]}
 SPACES: list[str] = []
@@ -127,9 +128,7 @@ def test_json_round_trip() -> None:
 def test_real_tokenizer_text_survives(tokenizer) -> None:
     words = ["The", "patient's", "BP", "was", "120/80,", "stable."]
     ends = [0.2, 0.55, 0.8, 0.9, 1.6, 2.2]
-    t = build_targets(
-        words, ends, tokens(2.5), tokenizer.encode, TargetIds.from_tokenizer(tokenizer)
-    )
+    t = build_targets(words, ends, tokens(2.5), tokenizer.encode, tokenizer.ids)
     assert t.stream.count(tokenizer.word_id) == len(t.groups)
     text = tokenizer.decode([i for i in t.stream if i != tokenizer.word_id])
     assert text == " " + " ".join(words)

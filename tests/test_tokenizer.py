@@ -1,9 +1,16 @@
 import json
+from pathlib import Path
 
 import pytest
 from mistral_common.tokens.tokenizers.base import SpecialTokens
 
-from vrt_finetune.tokenizer import TokenizerError, build_test_tokenizer, load_tokenizer
+from vrt_finetune.tokenizer import (
+    TokenizerError,
+    build_test_tokenizer,
+    load_tokenizer,
+    looks_like_hub_id,
+    open_tokenizer,
+)
 
 
 def test_streaming_ids_come_from_the_tokenizer(tokenizer) -> None:
@@ -64,3 +71,51 @@ def test_non_streaming_audio_section(tmp_path) -> None:
     path.write_text(json.dumps(raw))
     with pytest.raises(TokenizerError, match="expected 'streaming'"):
         load_tokenizer(tmp_path)
+
+
+# --------------------------------------------------------------------------- one opener
+
+HUB_ID = "mistralai/Voxtral-Mini-4B-Realtime-2602"
+
+
+def _offline_hub_cache(monkeypatch, cache: Path) -> None:
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+
+
+def test_stream_ids_in_one_value(tokenizer) -> None:
+    ids = tokenizer.ids
+    assert (ids.bos, ids.pad, ids.word, ids.eos) == (
+        tokenizer.bos_id,
+        tokenizer.pad_id,
+        tokenizer.word_id,
+        tokenizer.eos_id,
+    )
+    assert ids.n_left_pad_tokens == tokenizer.n_left_pad_tokens
+
+
+def test_open_tokenizer_file_dir_and_hub_id(tmp_path, monkeypatch) -> None:
+    path = build_test_tokenizer(tmp_path / "model")
+    assert open_tokenizer(path).path == path
+    assert open_tokenizer(str(tmp_path / "model")).path == path
+    # a hub id resolves through the local Hugging Face cache (what an earlier download left)
+    snapshot = tmp_path / "hub" / "models--mistralai--Voxtral-Mini-4B-Realtime-2602"
+    (snapshot / "snapshots" / "abc123").mkdir(parents=True)
+    (snapshot / "refs").mkdir()
+    (snapshot / "refs" / "main").write_text("abc123")
+    (snapshot / "snapshots" / "abc123" / "tekken.json").write_bytes(path.read_bytes())
+    _offline_hub_cache(monkeypatch, tmp_path / "hub")
+    assert open_tokenizer(HUB_ID).pad_id == load_tokenizer(path).pad_id
+
+
+def test_open_tokenizer_offline_hub_id_says_how_to_pass_a_copy(tmp_path, monkeypatch) -> None:
+    _offline_hub_cache(monkeypatch, tmp_path / "empty-hub")
+    with pytest.raises(TokenizerError, match=rf"{HUB_ID}: could not get tekken\.json.*--local-dir"):
+        open_tokenizer(HUB_ID)
+    # a missing local path is a path, not a hub id
+    with pytest.raises(TokenizerError, match=r"no tekken\.json found"):
+        open_tokenizer(str(tmp_path / "outputs" / "demo" / "tokenizer"))
+    assert looks_like_hub_id(HUB_ID) and not looks_like_hub_id("./x/y")
+    assert not looks_like_hub_id("outputs/demo/tokenizer")

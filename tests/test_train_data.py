@@ -14,9 +14,8 @@ import torch
 import webdataset as wds
 
 from data_prep.shards import UnitShardWriter
-from data_prep.targets import TargetIds, build_targets
 from vrt_finetune import constants as C
-from vrt_finetune.batches import Batching, LayoutIds, bucket_batches, read_items
+from vrt_finetune.batches import Batching, bucket_batches, read_items
 from vrt_finetune.data import (
     DelayDistribution,
     ShardListError,
@@ -26,11 +25,14 @@ from vrt_finetune.data import (
 )
 from vrt_finetune.features import LogMel
 from vrt_finetune.layout import IGNORE_INDEX
+from vrt_finetune.shard_format import SampleWord, ShardSample, encode_flac
+from vrt_finetune.targets import build_targets
+from vrt_finetune.tokenizer import StreamIds
 
 WORDS = ["heart", "rate", "was", "normal", "the", "patient", "reports", "mild", "pain", "today"]
 
 
-def synth_sample(tokenizer, rng: np.random.Generator) -> tuple[bytes, dict, float]:
+def synth_sample(tokenizer, rng: np.random.Generator, key: str) -> tuple[bytes, ShardSample]:
     """Random-ish audio with made-up word timings and their target stream."""
     n_words = int(rng.integers(2, 7))
     seconds = round(float(rng.uniform(0.6, 2.6)), 2)
@@ -40,24 +42,21 @@ def synth_sample(tokenizer, rng: np.random.Generator) -> tuple[bytes, dict, floa
     ends = np.sort(rng.uniform(0.1, seconds, n_words)).round(3)
     words = [WORDS[i] for i in rng.integers(0, len(WORDS), n_words)]
     starts = np.concatenate([[0.0], ends[:-1]])
-    targets = build_targets(
-        words, ends.tolist(), n, tokenizer.encode, TargetIds.from_tokenizer(tokenizer)
-    )
-    buf = io.BytesIO()
-    sf.write(buf, audio, C.SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-    meta = {
-        "text": " ".join(words),
-        "language": "en",
-        "speaker": "synthetic",
-        "duration": seconds,
-        "source": "test",
-        "words": [
-            {"word": w, "start": float(s), "end": float(e), "score": 1.0, "flagged": False}
+    targets = build_targets(words, ends.tolist(), n, tokenizer.encode, tokenizer.ids)
+    sample = ShardSample(
+        key=key,
+        text=" ".join(words),
+        duration=seconds,
+        targets=targets,
+        words=tuple(
+            SampleWord(w, float(s), float(e), 1.0)
             for w, s, e in zip(words, starts, ends, strict=True)
-        ],
-        "targets": targets.to_json(),
-    }
-    return buf.getvalue(), meta, seconds
+        ),
+        language="en",
+        speaker="synthetic",
+        source="test",
+    )
+    return encode_flac(audio), sample
 
 
 def write_shards(
@@ -69,8 +68,8 @@ def write_shards(
     for unit in range(n_shards):
         writer = UnitShardWriter(out, split, unit, max_samples=per_shard, max_bytes=1 << 30)
         for i in range(per_shard):
-            flac, meta, seconds = synth_sample(tokenizer, rng)
-            writer.write(f"{split}-{unit:02d}-{i:03d}", flac, meta, seconds)
+            flac, sample = synth_sample(tokenizer, rng, f"{split}-{unit:02d}-{i:03d}")
+            writer.write(sample, flac)
         paths += [out / s.name for s in writer.close()]
     return paths
 
@@ -128,7 +127,7 @@ def test_bucketing_respects_budget(shards: Path) -> None:
         assert max(durations) - min(durations) < 1.3  # one bucket: similar lengths
 
 
-def _stream(shards: Path, ids: LayoutIds, **kw) -> ShardStream:
+def _stream(shards: Path, ids: StreamIds, **kw) -> ShardStream:
     kw.setdefault("train", True)
     return ShardStream(
         expand_shards(str(shards / "train")),
@@ -141,7 +140,7 @@ def _stream(shards: Path, ids: LayoutIds, **kw) -> ShardStream:
 
 def test_train_batches_match_word_timings(shards: Path, tokenizer) -> None:
     """Frame by frame: [W] predicted where the audio first covers the group's end + delay."""
-    ids = LayoutIds.from_tokenizer(tokenizer)
+    ids = tokenizer.ids
     L = ids.n_left_pad_tokens
     metas = {}
     for s in wds.tarfile_samples({"url": u} for u in expand_shards(str(shards / "train"))):
@@ -192,7 +191,7 @@ def test_train_batches_match_word_timings(shards: Path, tokenizer) -> None:
 
 
 def test_stream_is_reproducible_and_delays_vary(shards: Path, tokenizer) -> None:
-    ids = LayoutIds.from_tokenizer(tokenizer)
+    ids = tokenizer.ids
     a = [b["keys"] + [b["delay_ms"]] for b in itertools.islice(iter(_stream(shards, ids)), 12)]
     b = [b["keys"] + [b["delay_ms"]] for b in itertools.islice(iter(_stream(shards, ids)), 12)]
     assert a == b
@@ -207,7 +206,7 @@ def _loader_keys(dataset: ShardStream, n_batches: int, workers: int) -> list[lis
 
 
 def test_workers_split_shards_and_resume_skips_exactly(shards: Path, tokenizer) -> None:
-    ids = LayoutIds.from_tokenizer(tokenizer)
+    ids = tokenizer.ids
     full = _loader_keys(_stream(shards, ids), 10, workers=2)
     # round-robin: even batches from worker 0, odd from worker 1, from disjoint shards (first pass)
     shard_of = lambda key: key.split("-")[1]  # noqa: E731
@@ -219,7 +218,7 @@ def test_workers_split_shards_and_resume_skips_exactly(shards: Path, tokenizer) 
 
 
 def test_ranks_see_disjoint_shards(shards: Path, tokenizer, monkeypatch) -> None:
-    ids = LayoutIds.from_tokenizer(tokenizer)
+    ids = tokenizer.ids
     seen = []
     for rank in (0, 1):
         monkeypatch.setenv("RANK", str(rank))

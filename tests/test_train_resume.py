@@ -87,7 +87,9 @@ def test_resume_matches_uninterrupted(tokenizer, tmp_path: Path) -> None:
     adapter = adapter_dir(ckpt)
     assert (adapter / "adapter_config.json").is_file()
     assert len(load_file(adapter / "adapter_model.safetensors")) > 0
-    reloaded = load_adapter(make_tiny_model(tokenizer, hidden=32, heads=2, kv_heads=1), adapter)
+    reloaded = load_adapter(
+        make_tiny_model(tokenizer, hidden=32, heads=2, kv_heads=1), adapter, trainable=True
+    )
     got = {n: p for n, p in reloaded.named_parameters() if p.requires_grad}
     for name, value in state.items():
         torch.testing.assert_close(got[name.removeprefix("model.")], value, rtol=0, atol=0)

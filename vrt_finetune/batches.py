@@ -3,7 +3,7 @@
 Nothing here knows about shard lists, ranks, DataLoader workers or Lightning:
 ``vrt_finetune.data.ShardStream`` runs these steps in each worker and ``VrtDataModule`` wires
 them into training. Kept apart so that the batching rules and the batch layout can be read,
-tested and reused (benchmarks, ``vrt-eval``'s flac decoding) without the streaming machinery.
+tested and reused (benchmarks) without the streaming machinery.
 
 Right padding in :func:`collate` is safe because the model is causal end to end (see
 ``vrt_finetune.data``).
@@ -12,8 +12,6 @@ Right padding in :func:`collate` is safe because the model is causal end to end 
 from __future__ import annotations
 
 import bisect
-import io
-import json
 import logging
 import random
 from collections.abc import Iterator, Sequence
@@ -21,13 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
-import soundfile as sf
 import torch
 import webdataset as wds
 
 from vrt_finetune import constants as C
 from vrt_finetune.layout import IGNORE_INDEX, layout_example
-from vrt_finetune.tokenizer import StreamingTokenizer
+from vrt_finetune.shard_format import ShardFormatError, decode_flac, from_tar_sample
+from vrt_finetune.tokenizer import StreamIds
 
 log = logging.getLogger(__name__)
 
@@ -64,25 +62,21 @@ class Item(NamedTuple):
     """Language code from the shard (scores normalise by it); ``None`` when unknown."""
 
 
-def parse_sample(sample: dict[str, Any]) -> Item:
-    """A raw tar sample (``__key__``, ``flac``, ``json`` bytes) → :class:`Item`."""
-    meta = json.loads(sample["json"])
+def parse_sample(raw: dict[str, Any]) -> Item:
+    """A raw tar sample (``__key__``, ``flac``, ``json`` bytes) → :class:`Item`.
+
+    Raises:
+        ShardFormatError: the sample does not follow ``vrt_finetune.shard_format``.
+    """
+    sample, flac = from_tar_sample(raw)
     return Item(
-        sample["__key__"],
-        sample["flac"],
-        meta["targets"]["stream"],
-        meta.get("text", ""),
-        float(meta["duration"]),
-        meta.get("language") or None,
+        sample.key,
+        flac,
+        list(sample.targets.stream),
+        sample.text,
+        sample.duration,
+        sample.language,
     )
-
-
-def decode_flac(data: bytes) -> np.ndarray:
-    """FLAC bytes → ``(T,)`` float32 at 16 kHz mono (anything else is an error of the shards)."""
-    audio, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
-    if sr != C.SAMPLE_RATE or audio.ndim != 1:
-        raise ValueError(f"shard audio must be {C.SAMPLE_RATE} Hz mono, got {sr} Hz {audio.shape}")
-    return audio
 
 
 def shuffle_buffer(items: Iterator[Item], size: int, rng: random.Random) -> Iterator[Item]:
@@ -133,20 +127,7 @@ def bucket_batches(items: Iterator[Item], batching: Batching, flush: bool) -> It
         yield from (bucket for bucket in buckets if bucket)
 
 
-@dataclass(frozen=True)
-class LayoutIds:
-    """What ``layout_example`` needs from the tokenizer."""
-
-    bos: int
-    pad: int
-    n_left_pad_tokens: int
-
-    @classmethod
-    def from_tokenizer(cls, tok: StreamingTokenizer) -> LayoutIds:
-        return cls(tok.bos_id, tok.pad_id, tok.n_left_pad_tokens)
-
-
-def collate(items: Sequence[Item], delay_ms: int, ids: LayoutIds) -> dict[str, Any]:
+def collate(items: Sequence[Item], delay_ms: int, ids: StreamIds) -> dict[str, Any]:
     """Decode and lay out one batch at one delay, right-padded to its longest sample.
 
     Returns:
@@ -191,5 +172,5 @@ def read_items(urls: Sequence[str]) -> Iterator[Item]:
     for sample in raw:
         try:
             yield parse_sample(sample)
-        except (KeyError, ValueError, TypeError) as err:
-            log.warning("skipping sample %s: %r", sample.get("__key__"), err)
+        except ShardFormatError as err:
+            log.warning("skipping sample %s: %s", sample.get("__key__"), err)

@@ -1,7 +1,7 @@
 """Frame arithmetic of Voxtral Realtime, in one place.
 
 Every time, sample and frame count in the code base is derived from the names below; no other
-module repeats 16000, 160, 1280, 80 ms or 12.5 Hz (see ``../shared/MODEL_FACTS.md``).
+module repeats 16000, 160, 1280, 80 ms or 12.5 Hz (see ``docs/model_contract.md``).
 
 Chain of rates (one row per stage)::
 

@@ -43,15 +43,14 @@ from vrt_finetune import constants as C
 from vrt_finetune.batches import (
     Batching,
     Item,
-    LayoutIds,
     bucket_batches,
     collate,
-    decode_flac,
     read_items,
     shuffle_buffer,
 )
 from vrt_finetune.features import LogMel
-from vrt_finetune.tokenizer import TEKKEN_FILE, StreamingTokenizer, load_tokenizer
+from vrt_finetune.shard_format import decode_flac
+from vrt_finetune.tokenizer import StreamIds, open_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -96,16 +95,6 @@ def expand_shards(spec: str | Sequence[str]) -> list[str]:
     if not urls:
         raise ShardListError(f"shard list {spec!r} is empty")
     return urls
-
-
-def open_tokenizer(source: str) -> StreamingTokenizer:
-    """``tekken.json``, a model directory holding it, or a hub id (downloads only that file)."""
-    path = Path(source).expanduser()
-    if path.exists() or source.startswith((".", "/", "~")):
-        return load_tokenizer(path)
-    from huggingface_hub import hf_hub_download
-
-    return load_tokenizer(hf_hub_download(source, TEKKEN_FILE))
 
 
 @dataclass
@@ -156,7 +145,7 @@ class ShardStream(IterableDataset):
     def __init__(
         self,
         urls: list[str],
-        ids: LayoutIds,
+        ids: StreamIds,
         batching: Batching,
         *,
         train: bool,
@@ -285,14 +274,14 @@ class VrtDataModule(L.LightningDataModule):
         """Training batches handed to the model so far (saved in checkpoints for resuming)."""
         self._restored: dict[str, int] = {}
         self._log_mel = LogMel()
-        self._ids: LayoutIds | None = None
+        self._ids: StreamIds | None = None
 
     @property
-    def ids(self) -> LayoutIds:
+    def ids(self) -> StreamIds:
         if self._ids is None:
             if self.tokenizer_source is None:
                 raise ValueError("data.tokenizer is not set (tekken.json or model directory)")
-            self._ids = LayoutIds.from_tokenizer(open_tokenizer(self.tokenizer_source))
+            self._ids = open_tokenizer(self.tokenizer_source).ids
         return self._ids
 
     def _place(self) -> tuple[int, int]:

@@ -27,7 +27,7 @@ so padding after an utterance cannot change its outputs, and each row simply sto
 end. One delay per call (transformers takes one delay embedding per forward).
 
 ``parse_stream`` is the pure bookkeeping half: generated ids → transcript and words, each dated
-by its group's ``[W]`` (``data_prep.targets`` read backwards).
+by its group's ``[W]`` (``vrt_finetune.targets`` read backwards).
 """
 
 from __future__ import annotations

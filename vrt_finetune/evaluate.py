@@ -86,6 +86,7 @@ class EvalSample:
 
 
 def _reference(meta: dict) -> Reference:
+    """Reference of a manifest line (``text``, ``language``, optional ``words`` with ``end``)."""
     words = tuple(
         RefWord(str(w["word"]), float(w["end"]), bool(w.get("flagged", False)))
         for w in meta.get("words") or []
@@ -97,15 +98,17 @@ def _reference(meta: dict) -> Reference:
 def _shard_samples(urls: Sequence[str]) -> Iterator[EvalSample]:
     import webdataset as wds
 
-    from vrt_finetune.batches import decode_flac
+    from vrt_finetune.shard_format import ShardFormatError, decode_flac, from_tar_sample
 
     raw = wds.tarfile_samples(({"url": u} for u in urls), handler=wds.warn_and_continue)
-    for sample in raw:
+    for member in raw:
         try:
-            meta = json.loads(sample["json"])
-            yield EvalSample(sample["__key__"], decode_flac(sample["flac"]), _reference(meta))
-        except (KeyError, ValueError, TypeError) as err:
-            log.warning("skipping sample %s: %r", sample.get("__key__"), err)
+            sample, flac = from_tar_sample(member)
+            words = tuple(RefWord(w.word, w.end, w.flagged) for w in sample.words)
+            reference = Reference(sample.text, sample.language, words)
+            yield EvalSample(sample.key, decode_flac(flac), reference)
+        except ShardFormatError as err:
+            log.warning("skipping sample %s: %s", member.get("__key__"), err)
 
 
 def _manifest_samples(path: Path) -> Iterator[EvalSample]:
@@ -125,14 +128,6 @@ def _manifest_samples(path: Path) -> Iterator[EvalSample]:
             yield EvalSample(str(item.get("key", f"{path.stem}-{n:06d}")), audio, _reference(item))
 
 
-def _dataset_shards(root: Path, split: str) -> list[str]:
-    index = json.loads((root / "index.json").read_text(encoding="utf-8"))
-    names = [s["name"] for s in index.get("shards", []) if s.get("split") == split]
-    if not names:
-        raise EvalError(f"{root}/index.json lists no {split!r} shards")
-    return [str(root / n) for n in names]
-
-
 def load_samples(
     specs: Sequence[str], split: str = "test", max_samples: int | None = None
 ) -> list[EvalSample]:
@@ -143,14 +138,19 @@ def load_samples(
         EvalError: a spec matches nothing readable, or no utterance was found.
     """
     from vrt_finetune.data import ShardListError, expand_shards
+    from vrt_finetune.shard_format import ShardFormatError, is_dataset_dir, split_shards
 
     def each() -> Iterator[EvalSample]:
         for spec in specs:
             path = Path(spec).expanduser()
             if spec.endswith(".jsonl"):
                 yield from _manifest_samples(path)
-            elif (path / "index.json").is_file():
-                yield from _shard_samples(_dataset_shards(path, split))
+            elif is_dataset_dir(path):
+                try:
+                    urls = split_shards(path, split)
+                except ShardFormatError as err:
+                    raise EvalError(str(err)) from err
+                yield from _shard_samples(urls)
             else:
                 try:
                     yield from _shard_samples(expand_shards(spec))
@@ -174,9 +174,9 @@ def load_eval_model(
     spec: ModelSpec, dtype: str, device: str, tokenizer: str | None = None
 ) -> tuple[torch.nn.Module, object]:
     """The model of ``spec`` (adapter applied, eval mode) and its tokenizer."""
-    from vrt_finetune.data import open_tokenizer
-    from vrt_finetune.export import load_adapter
+    from vrt_finetune.lora import load_adapter
     from vrt_finetune.model import load_model
+    from vrt_finetune.tokenizer import open_tokenizer
 
     model = load_model(spec.path, dtype=dtype, device=device)
     if spec.adapter:

@@ -28,12 +28,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from peft import PeftConfig, PeftModel
-from peft.utils import get_peft_model_state_dict, load_peft_weights
+from peft import PeftModel
 
+from vrt_finetune.lora import AdapterError, load_adapter
 from vrt_finetune.mistral_format import save_mistral_checkpoint
 from vrt_finetune.model import CheckpointError, load_model, resolve_dtype
-from vrt_finetune.tokenizer import TEKKEN_FILE, StreamingTokenizer, TokenizerError, load_tokenizer
+from vrt_finetune.tokenizer import TEKKEN_FILE, StreamingTokenizer, TokenizerError, open_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -46,64 +46,23 @@ class ExportError(RuntimeError):
 
 
 def find_tekken(base: str | Path, tokenizer: str | Path | None = None) -> StreamingTokenizer:
-    """The streaming tokenizer to ship: ``tokenizer`` if given, else the base's ``tekken.json``.
-
-    A hub id is looked up in the local Hugging Face cache (or downloaded when online).
+    """The streaming tokenizer to ship: ``tokenizer`` if given, else the base's ``tekken.json``
+    (``open_tokenizer``: a file, a model directory or a hub id).
 
     Raises:
         ExportError: no ``tekken.json`` found, or it is not a streaming Voxtral tokenizer.
     """
-    candidate = Path(tokenizer) if tokenizer is not None else Path(base)
-    if tokenizer is None and not candidate.exists():
-        from huggingface_hub import hf_hub_download
-
-        try:
-            candidate = Path(hf_hub_download(str(base), TEKKEN_FILE))
-        except Exception as err:  # offline, unknown repo, gated…: all mean "not found"
-            raise ExportError(
-                f"{base}: could not get {TEKKEN_FILE} ({err}); pass --tokenizer PATH"
-            ) from err
     try:
-        return load_tokenizer(candidate)
+        return open_tokenizer(tokenizer if tokenizer is not None else base)
     except TokenizerError as err:
         raise ExportError(f"{err} Pass --tokenizer PATH to use another file.") from err
 
 
-def load_adapter(model: torch.nn.Module, adapter_dir: str | Path) -> PeftModel:
-    """Wrap ``model`` with the LoRA adapter in ``adapter_dir``; every adapter tensor must fit.
-
-    An adapter whose base differs in widths fails on shapes; one whose base differs in depth or
-    module names leaves LoRA weights unset (missing) or unused (unexpected): all three are errors,
-    since a silently partial merge would be a different model.
-
-    Raises:
-        ExportError: no adapter there, or it does not fit ``model``.
-    """
-    path = Path(adapter_dir)
-    if not (path / "adapter_config.json").is_file():
-        raise ExportError(
-            f"{path}: no adapter_config.json, so this is not a peft adapter directory"
-        )
-    config = PeftConfig.from_pretrained(str(path))
-    named = config.base_model_name_or_path
-    if named and named != model.config.name_or_path:
-        log.warning(
-            "adapter was trained on %r; exporting it onto %r", named, model.config.name_or_path
-        )
+def _adapter(model: torch.nn.Module, adapter_dir: str | Path) -> PeftModel:
     try:
-        peft_model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
-    except (RuntimeError, ValueError, KeyError) as err:
-        raise ExportError(f"{path}: adapter does not fit the base model ({err})") from err
-    saved = set(load_peft_weights(str(path), device="cpu"))
-    expected = set(get_peft_model_state_dict(peft_model))
-    missing, unexpected = sorted(expected - saved), sorted(saved - expected)
-    if missing or unexpected:
-        raise ExportError(
-            f"{path}: adapter does not match the base model's modules "
-            f"(missing: {missing[:3]}, unexpected: {unexpected[:3]}); was it trained on this base?"
-        )
-    log.info("loaded adapter %s (%s, %d tensors)", path, config.peft_type, len(saved))
-    return peft_model
+        return load_adapter(model, adapter_dir)
+    except AdapterError as err:
+        raise ExportError(str(err)) from err
 
 
 @contextmanager
@@ -174,7 +133,7 @@ def export(
             f"{model.config.text_config.vocab_size}; pass the model's own tekken.json"
         )
     if adapter is not None:
-        peft_model = load_adapter(model, adapter)
+        peft_model = _adapter(model, adapter)
         if "adapter" in formats:
             with _staged(targets["adapter"], overwrite) as tmp:
                 peft_model.save_pretrained(str(tmp))

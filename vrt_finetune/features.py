@@ -5,7 +5,7 @@ again here because that class takes Python lists/numpy one call at a time and pa
 rules; training and decoding need a front end that runs on a batch tensor on the GPU, and that
 maps whole 80 ms tokens of audio to exactly ``MEL_FRAMES_PER_TOKEN`` frames each.
 
-Recipe (``../shared/MODEL_FACTS.md``): Hann window 400, hop 160, centred STFT, power spectrum,
+Recipe (``docs/model_contract.md``): Hann window 400, hop 160, centred STFT, power spectrum,
 128 slaney mel bins 0-8 kHz, ``log10(max(mel, 1e-10))``, floor at ``1.5 - 8``, then
 ``(x + 4) / 4``; the last STFT frame is dropped so ``n`` samples give ``n / 160`` frames.
 """

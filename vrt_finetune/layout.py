@@ -1,6 +1,6 @@
 """The training layout of one utterance at one delay: ids, labels and padded audio.
 
-Given the delay-independent target stream of ``data_prep.targets`` (``stream[i]`` is written at
+Given the delay-independent target stream of ``vrt_finetune.targets`` (``stream[i]`` is written at
 speech frame ``i + 1``) and a delay of ``d`` tokens, the sequence is exactly the official
 streaming layout followed by the shifted targets::
 

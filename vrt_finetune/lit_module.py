@@ -33,7 +33,6 @@ from lightning.pytorch.strategies import FSDPStrategy
 from transformers import VoxtralRealtimeConfig
 
 from vrt_finetune import constants as C
-from vrt_finetune.data import open_tokenizer
 from vrt_finetune.lora import (
     LoraSettings,
     apply_lora,
@@ -47,7 +46,7 @@ from vrt_finetune.lora import (
 from vrt_finetune.loss import LossOutput, lm_loss
 from vrt_finetune.model import CheckpointError, build_model, load_model, tiny_config
 from vrt_finetune.text_normalizer import TextNormalizer
-from vrt_finetune.tokenizer import StreamingTokenizer
+from vrt_finetune.tokenizer import StreamingTokenizer, open_tokenizer
 from vrt_finetune.train_settings import LossSettings, OptimSettings, TinyModel, lr_factor
 from vrt_finetune.val_wer import greedy_decoder, word_errors
 
@@ -201,7 +200,7 @@ class VrtLitModule(L.LightningModule):
             peft_model = base.requires_grad_(True)
             log.info(trainable_line(base))
         elif self.init_adapter:
-            peft_model = load_adapter(base, self.init_adapter)
+            peft_model = load_adapter(base, self.init_adapter, trainable=True)
         else:
             peft_model = apply_lora(base, self.lora)
         if self.gradient_checkpointing:

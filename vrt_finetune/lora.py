@@ -134,24 +134,54 @@ def apply_lora(model: torch.nn.Module, settings: LoraSettings) -> PeftModel:
     return peft_model
 
 
-def load_adapter(model: torch.nn.Module, directory: str | Path) -> PeftModel:
-    """Wrap ``model`` with a saved adapter (trainable); every tensor must find its place.
+class AdapterError(ValueError):
+    """An adapter directory that is missing or does not fit the base model."""
+
+
+def load_adapter(
+    model: torch.nn.Module, directory: str | Path, trainable: bool = False
+) -> PeftModel:
+    """Wrap ``model`` with the saved adapter in ``directory``; every tensor must find its place.
+
+    The one adapter loader of the toolkit (training from an adapter, ``vrt-eval``,
+    ``vrt-export``). An adapter whose base differs in widths fails on shapes; one whose base
+    differs in depth or module names would leave LoRA weights unset (missing) or unused
+    (unexpected): all three are errors, since a silently partial adapter is a different model.
+
+    Args:
+        trainable: keep the adapter's weights trainable (to continue training from it).
 
     Raises:
-        ValueError: the adapter lacks tensors its config promises, or holds ones that have no
-            place in this model.
+        AdapterError: no adapter there, or it does not fit ``model``.
     """
+    from peft import PeftConfig
     from peft.utils.save_and_load import get_peft_model_state_dict, load_peft_weights
 
-    peft_model = PeftModel.from_pretrained(model, str(directory), is_trainable=True)
-    saved = set(load_peft_weights(str(directory)))
+    path = Path(directory)
+    if not (path / "adapter_config.json").is_file():
+        raise AdapterError(
+            f"{path}: no adapter_config.json, so this is not a peft adapter directory"
+        )
+    named = PeftConfig.from_pretrained(str(path)).base_model_name_or_path
+    if named and named != getattr(model.config, "name_or_path", named):
+        log.warning(
+            "adapter was trained on %r; applying it to %r", named, model.config.name_or_path
+        )
+    try:
+        peft_model = PeftModel.from_pretrained(model, str(path), is_trainable=trainable)
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise AdapterError(f"{path}: adapter does not fit the base model ({err})") from err
+    saved = set(load_peft_weights(str(path), device="cpu"))
+    # save_embedding_layers=False, as save_adapter writes them (a trained embedding is in
+    # modules_to_save already)
     expected = set(get_peft_model_state_dict(peft_model, save_embedding_layers=False))
     if saved != expected:
-        raise ValueError(
-            f"{directory}: adapter does not fit the model (missing: "
-            f"{sorted(expected - saved)[:5]}; unexpected: {sorted(saved - expected)[:5]})"
+        raise AdapterError(
+            f"{path}: adapter does not match the base model's modules (missing: "
+            f"{sorted(expected - saved)[:3]}; unexpected: {sorted(saved - expected)[:3]}); "
+            "was it trained on this base?"
         )
-    log.info("adapter from %s; %s", directory, trainable_line(peft_model))
+    log.info("adapter from %s; %s", path, trainable_line(peft_model))
     return peft_model
 
 

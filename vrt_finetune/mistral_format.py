@@ -1,7 +1,7 @@
 """Mistral-format checkpoints (what vLLM serves) ↔ Hugging Face-format Voxtral Realtime.
 
 A Mistral-format directory holds ``params.json``, ``consolidated.safetensors`` and
-``tekken.json`` (``../shared/MODEL_FACTS.md``, "Checkpoint formats"). Three things differ from
+``tekken.json`` (``docs/model_contract.md``, "Checkpoint formats"). Three things differ from
 the Hugging Face layout:
 
 1. tensor names (``_RULES``; the output is tied to ``tok_embeddings`` and not stored);

@@ -2,7 +2,7 @@
 
 ``load_model`` reads Hugging Face-format weights from a local directory or a hub id, in a chosen
 dtype and device, and checks that the checkpoint is complete and matches its config.
-``full_config`` is the released 4.4 B architecture (``../shared/MODEL_FACTS.md``), used to build
+``full_config`` is the released 4.4 B architecture (``docs/model_contract.md``), used to build
 the model on the meta device or with random weights for benchmarks; ``tiny_config`` is a few-layer
 model with small widths for tests and the demo.
 """
@@ -17,6 +17,7 @@ import torch
 from transformers import VoxtralRealtimeConfig, VoxtralRealtimeForConditionalGeneration
 
 from vrt_finetune import constants as C
+from vrt_finetune.tokenizer import looks_like_hub_id
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def _config(
 
 
 def full_config(vocab_size: int = 131072) -> VoxtralRealtimeConfig:
-    """The released architecture (4.4 B parameters), per ``../shared/MODEL_FACTS.md``."""
+    """The released architecture (4.4 B parameters), per ``docs/model_contract.md``."""
     return _config(
         vocab_size,
         audio={
@@ -148,6 +149,14 @@ def build_model(
     return model.to(resolve_dtype(dtype))
 
 
+def count_text(n: int) -> str:
+    """A parameter count for people: ``4.40 B``, ``1.31 M``, ``812 k``, ``96``."""
+    for scale, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return str(n)
+
+
 def _check_local_checkpoint(path: Path) -> None:
     if not (path / "config.json").is_file():
         hint = (
@@ -187,15 +196,20 @@ def load_model(
         CheckpointError: missing directory or weights, wrong model type, missing or mismatched
             tensors.
     """
-    path = Path(name_or_path)
+    path = Path(name_or_path).expanduser()
     local = path.exists()
     if local:
         _check_local_checkpoint(path)
-    elif str(name_or_path).startswith((".", "/", "~")):
-        raise CheckpointError(f"{name_or_path}: no such model directory")
+    elif not looks_like_hub_id(str(name_or_path)):
+        # NOTE: transformers would take a missing local path for a hub id and answer
+        # "Repo id must be in the form 'repo_name' or 'namespace/repo_name'".
+        raise CheckpointError(
+            f"{name_or_path}: no such model directory (searched from {Path.cwd()}), and not a "
+            "hub id (owner/name); check the path, or prepare the model it names first"
+        )
     try:
         model, info = MODEL_CLASS.from_pretrained(
-            str(name_or_path),
+            str(path if local else name_or_path),
             dtype=resolve_dtype(dtype),
             output_loading_info=True,
             local_files_only=local,
@@ -217,10 +231,10 @@ def load_model(
     model.to(device)
     model.eval()
     log.info(
-        "loaded %s (%s, %.2f B parameters) on %s",
+        "loaded %s (%s, %s parameters) on %s",
         name_or_path,
         model.dtype,
-        sum(p.numel() for p in model.parameters()) / 1e9,
+        count_text(sum(p.numel() for p in model.parameters())),
         device,
     )
     return model

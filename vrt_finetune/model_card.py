@@ -21,6 +21,8 @@ import yaml
 from vrt_finetune import constants as C
 from vrt_finetune.card_template import card_template
 from vrt_finetune.io_utils import atomic_write_text
+from vrt_finetune.shard_format import is_dataset_dir, read_index
+from vrt_finetune.tokenizer import looks_like_hub_id
 
 CARD_TEMPLATE = "model_card.md"
 PLOT_FILE, REPORT_FILE, CARD_FILE = "wer_by_delay.png", "metrics.md", "README.md"
@@ -242,6 +244,17 @@ def recipe_summary(path: str | Path) -> dict:
     return out
 
 
+def dataset_label(source: str) -> str:
+    """How ``model-index`` names an evaluation set: a hub id as it is; a local dataset by the
+    name in its ``index.json`` (the recipe's ``name``), else by its file or directory name.
+    Local absolute paths never reach the card: it is published with the model."""
+    if looks_like_hub_id(source):
+        return source
+    path = Path(source).expanduser()
+    name = read_index(path).get("name") if is_dataset_dir(path) else None
+    return str(name or path.name.removesuffix(".jsonl") or source)
+
+
 def _model_index(metrics: dict, model: str, name: str, dataset: str) -> list[dict]:
     results = []
     for set_name, ds in ((DOMAIN, dataset), (GENERAL, "general held-out set")):
@@ -312,7 +325,7 @@ def render_model_card(
     shown = [m for m in (baseline, model) if m]
     entry = metrics["models"][model]
     sets = metrics["meta"]["sets"]
-    dataset_name = dataset_name or " ".join(sets[DOMAIN]["sources"])
+    dataset_name = dataset_name or " + ".join(dataset_label(s) for s in sets[DOMAIN]["sources"])
     plot_wer(
         {**metrics, "models": {m: metrics["models"][m] for m in shown}}, out_dir / CARD_PLOT_FILE
     )

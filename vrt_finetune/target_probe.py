@@ -1,7 +1,7 @@
 """Which target convention was the released model trained with? Teacher-forced accuracy says.
 
-Three details of the target stream are UNVERIFIED (``../shared/MODEL_FACTS.md``,
-``data_prep.targets``): whether a group's text carries a leading space, whether a group that
+Three details of the target stream are UNVERIFIED (``docs/model_contract.md``,
+``vrt_finetune.targets``): whether a group's text carries a leading space, whether a group that
 overruns the next one's frame makes it wait or merges with it, and whether an end-of-stream
 token follows the last word. A model trained with one convention predicts that convention's
 next token best. So, for each of the 8 combinations, the probe rebuilds every utterance's targets
@@ -25,11 +25,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from data_prep.targets import TargetIds, TargetOptions, build_targets
 from vrt_finetune import constants as C
 from vrt_finetune.features import LogMel
 from vrt_finetune.layout import IGNORE_INDEX, StreamExample, layout_example
-from vrt_finetune.tokenizer import StreamingTokenizer
+from vrt_finetune.targets import TargetOptions, build_targets
+from vrt_finetune.tokenizer import StreamIds, StreamingTokenizer
 
 CONVENTIONS: tuple[TargetOptions, ...] = tuple(
     TargetOptions(leading_space=space, overrun=overrun, eos=eos)
@@ -37,7 +37,7 @@ CONVENTIONS: tuple[TargetOptions, ...] = tuple(
     for overrun in ("wait", "merge")
     for eos in (False, True)
 )
-"""All 8 combinations; the first is ``data_prep.targets``' default."""
+"""All 8 combinations; the first is ``vrt_finetune.targets``' default."""
 
 CLASSES = ("all", "word", "text", "pad", "eos")
 """Target classes scored: every position, ``[W]``, text tokens, ``[P]``, EOS."""
@@ -147,7 +147,7 @@ def _distinguishable(streams: dict[TargetOptions, list[tuple[int, ...]]]) -> dic
 
 
 def _probe_stream(
-    sample: ProbeSample, tok: StreamingTokenizer, ids: TargetIds, options: TargetOptions
+    sample: ProbeSample, tok: StreamingTokenizer, ids: StreamIds, options: TargetOptions
 ) -> tuple[int, ...]:
     """The targets of ``options``; without EOS, extended with [P] over the frame where EOS
     would be.
@@ -202,7 +202,7 @@ def probe_targets(
     device = next(model.parameters()).device
     dtype = getattr(model, "dtype", torch.float32)
     log_mel = LogMel().to(device)
-    ids = TargetIds.from_tokenizer(tokenizer)
+    ids = tokenizer.ids
     streams: dict[TargetOptions, list[tuple[int, ...]]] = {}
     scores = []
     was_training = model.training

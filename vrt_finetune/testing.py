@@ -54,18 +54,11 @@ def training_item(
     duration: float,
 ) -> Item:
     """A training sample as a shard holds it: ``audio`` (16 kHz mono) FLAC-encoded, and the
-    ``[P]``/``[W]`` stream that ``data_prep``'s ``build_targets`` makes for ``words`` ending at
+    ``[P]``/``[W]`` stream that ``build_targets`` makes for ``words`` ending at
     ``ends`` (seconds). For benchmarks and tests that need batches without preparing shards."""
-    import io
-
-    import soundfile as sf
-
-    from data_prep.targets import TargetIds, build_targets
     from vrt_finetune.batches import Item
-    from vrt_finetune.constants import SAMPLE_RATE
+    from vrt_finetune.shard_format import encode_flac
+    from vrt_finetune.targets import build_targets
 
-    ids = TargetIds.from_tokenizer(tokenizer)
-    targets = build_targets(list(words), list(ends), len(audio), tokenizer.encode, ids)
-    buf = io.BytesIO()
-    sf.write(buf, audio, SAMPLE_RATE, format="FLAC")
-    return Item(key, buf.getvalue(), list(targets.stream), "", duration)
+    targets = build_targets(list(words), list(ends), len(audio), tokenizer.encode, tokenizer.ids)
+    return Item(key, encode_flac(audio), list(targets.stream), "", duration)

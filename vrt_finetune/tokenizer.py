@@ -36,6 +36,23 @@ class TokenizerError(ValueError):
 
 
 @dataclass(frozen=True)
+class StreamIds:
+    """What the target rule, the training layout and the decoder need from the tokenizer.
+
+    The ids of ``<s>``, ``[STREAMING_PAD]`` ([P]), ``[STREAMING_WORD]`` ([W]) and ``</s>``, and
+    ``L``, the number of silent left-pad tokens the streaming prompt starts with. Read from the
+    tokenizer (:meth:`StreamingTokenizer.ids`), never hard-coded: the test tokenizer's ids differ
+    from the released model's.
+    """
+
+    bos: int
+    pad: int
+    word: int
+    eos: int
+    n_left_pad_tokens: int
+
+
+@dataclass(frozen=True)
 class StreamingTokenizer:
     """A streaming-capable tekken tokenizer.
 
@@ -76,6 +93,13 @@ class StreamingTokenizer:
     def word_id(self) -> int:
         """Id of ``[STREAMING_WORD]``, the paper's [W]: "a group of words starts here"."""
         return self.tekken.get_special_token(SpecialTokens.streaming_word.value)
+
+    @cached_property
+    def ids(self) -> StreamIds:
+        """The streaming ids and ``L`` in one value (what targets, layout and decoding use)."""
+        return StreamIds(
+            self.bos_id, self.pad_id, self.word_id, self.eos_id, self.n_left_pad_tokens
+        )
 
     @property
     def vocab_size(self) -> int:
@@ -144,6 +168,60 @@ def load_tokenizer(model_dir_or_file: str | Path) -> StreamingTokenizer:
     return tok
 
 
+def looks_like_hub_id(source: str) -> bool:
+    """Whether ``source`` names a Hugging Face repository (``owner/name``) rather than a path.
+
+    A string that exists on disk, starts like a path (``.``, ``/``, ``~``) or has more than one
+    ``/`` is a path; ``mistralai/Voxtral-Mini-4B-Realtime-2602`` is a hub id.
+    """
+    return (
+        not Path(source).expanduser().exists()
+        and not source.startswith((".", "/", "~"))
+        and source.count("/") == 1
+        and all(part.strip() for part in source.split("/"))
+    )
+
+
+def hub_file(repo_id: str, filename: str) -> Path:
+    """``filename`` of hub repository ``repo_id``: from the local Hugging Face cache, or
+    downloaded (that file only) when the hub can be reached.
+
+    Raises:
+        FileNotFoundError: offline with no cached copy, unknown repository, gated model, ...;
+            the message names the id and how to pass a local copy instead.
+    """
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo_id, filename))
+    except Exception as err:  # offline, unknown repo, gated, no such file: all mean "not here"
+        raise FileNotFoundError(
+            f"{repo_id}: could not get {filename} from the Hugging Face hub or its local cache "
+            f"({type(err).__name__}: {err}). Offline (HF_HUB_OFFLINE=1) only cached files are "
+            f"used: download the model once where the hub is reachable "
+            f"(`hf download {repo_id} --local-dir DIR`) and pass DIR instead of the id. "
+            f"(As a local path it does not exist either: {Path.cwd() / repo_id}.)"
+        ) from err
+
+
+def open_tokenizer(source: str | Path) -> StreamingTokenizer:
+    """The tokenizer every command opens: a ``tekken.json``, a model directory holding one, or a
+    hub id such as ``mistralai/Voxtral-Mini-4B-Realtime-2602`` (only ``tekken.json`` is fetched,
+    through the local Hugging Face cache).
+
+    Raises:
+        TokenizerError: no ``tekken.json`` there (the message says how to pass a local copy), or
+            it cannot drive streaming transcription.
+    """
+    text = str(source)
+    if looks_like_hub_id(text):
+        try:
+            return load_tokenizer(hub_file(text, TEKKEN_FILE))
+        except FileNotFoundError as err:
+            raise TokenizerError(str(err)) from err
+    return load_tokenizer(Path(text).expanduser())
+
+
 def _special_token_list(num_special_tokens: int) -> list[dict]:
     """Every ``SpecialTokens`` entry in declaration order, then ``<SPECIAL_n>`` fillers."""
     names = [t.value for t in SpecialTokens]
@@ -162,9 +240,10 @@ def build_test_tokenizer(
 ) -> Path:
     """Write an offline streaming ``tekken.json`` derived from ``mistral_common``'s shipped file.
 
-    The audio section and special-token list follow ``../shared/ENVIRONMENT.md``. ``vocab_size``
-    caps the vocabulary (tekken's ``default_vocab_size``; the most frequent merges are kept), so
-    tiny models train quickly; ``None`` keeps the full 131072 ids.
+    The added audio section and special-token list are what ``MistralTokenizer.from_file`` needs
+    to drive streaming transcription (version ``v7``, every ``SpecialTokens`` entry, no
+    ``chunk_length_s``). ``vocab_size`` caps the vocabulary (tekken's ``default_vocab_size``; the
+    most frequent merges are kept), so tiny models train quickly; ``None`` keeps all 131072 ids.
 
     Returns:
         path of the written ``tekken.json``.

@@ -1,20 +1,21 @@
 """Grouped ``[P]``/``[W]`` target streams: a pure function of words, times and tokenizer ids.
 
-The rule (``../shared/MODEL_FACTS.md``, paper §3.1 and §6.2): a word ending at ``e`` seconds of
-speech is written at the first stream position whose audio context reaches ``e + τ``. Speech
-token ``j`` covers ``[j, j + 1) × 80 ms``, so a word needs the first ``w = ceil(e / 80 ms)``
-speech tokens (its *write frame*, at least 1). With the prompt ``[BOS] + [P] × (L + d)`` the
-token of frame ``w`` sits at stream position ``L + d + w``: the position before it has seen audio
-up to ``(d + w) × 80 ms ≥ e + τ``, and vLLM dates a ``[W]`` at position ``p`` to
-``(p - L - d) × 80 ms`` — the same rule read backwards.
+The rule (paper §3.1 and §6.2, arXiv 2602.11298; ``docs/model_contract.md``): a word ending
+at ``e`` seconds of speech is written at the first stream position whose audio context reaches
+``e + τ``. Speech token ``j`` covers ``[j, j + 1) × 80 ms``, so a word needs the first
+``w = ceil(e / 80 ms)`` speech tokens (its *write frame*, at least 1). With the prompt
+``[BOS] + [P] × (L + d)`` the token of frame ``w`` sits at stream position ``L + d + w``: the
+position before it has seen audio up to ``(d + w) × 80 ms ≥ e + τ``, and vLLM dates a ``[W]`` at
+position ``p`` to ``(p - L - d) × 80 ms`` — the same rule read backwards.
 
 Because ``d`` only shifts the whole stream, the stream stored in the shards is delay-independent:
 ``stream[i]`` is the token written at frame ``i + 1``; the training step places it after the
-batch's prompt (``vrt_finetune.layout``).
+batch's prompt (:mod:`vrt_finetune.layout`).
 
 Words whose write frames coincide form one group: one ``[W]``, then the group's text tokenized
 as one run, one token per frame. ``[P]`` fills every other frame. Three choices are not settled by
-the public sources (UNVERIFIED in MODEL_FACTS) and are options here, with these defaults:
+the public sources (unverified, see ``docs/model_contract.md``) and are options here, with these
+defaults:
 
 * ``leading_space=True``: a group's text is tokenized as ``" " + text`` (so decoded groups
   concatenate into a normally spaced transcript).
@@ -36,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from vrt_finetune import constants as C
+from vrt_finetune.tokenizer import StreamIds
 
 Overrun = Literal["wait", "merge"]
 
@@ -54,19 +56,6 @@ class TargetOptions:
     def __post_init__(self) -> None:
         if self.overrun not in ("wait", "merge"):
             raise ValueError(f"overrun must be 'wait' or 'merge', not {self.overrun!r}")
-
-
-@dataclass(frozen=True)
-class TargetIds:
-    """The token ids the rule needs (read from the tokenizer, never hard-coded)."""
-
-    pad: int
-    word: int
-    eos: int
-
-    @classmethod
-    def from_tokenizer(cls, tokenizer) -> TargetIds:  # StreamingTokenizer; untyped: no cycle
-        return cls(pad=tokenizer.pad_id, word=tokenizer.word_id, eos=tokenizer.eos_id)
 
 
 @dataclass(frozen=True)
@@ -124,7 +113,7 @@ def build_targets(
     ends: Sequence[float],
     n_speech_samples: int,
     encode: Callable[[str], list[int]],
-    ids: TargetIds,
+    ids: StreamIds,
     options: TargetOptions | None = None,
 ) -> Targets:
     """Build the grouped ``[P]``/``[W]`` stream of one utterance.
@@ -136,7 +125,7 @@ def build_targets(
         n_speech_samples: length of the utterance's audio (16 kHz samples); the stream covers
             at least every speech token of it.
         encode: text → token ids (no BOS/EOS), e.g. ``StreamingTokenizer.encode``.
-        ids: ids of ``[P]``, ``[W]`` and EOS.
+        ids: the tokenizer's stream ids (``[P]``, ``[W]`` and EOS are used).
         options: the UNVERIFIED conventions (defaults documented above).
 
     Returns:
