@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 from mistral_common.tokens.tokenizers.base import SpecialTokens
 
+from vrt_finetune.testing import fill_hub_cache
 from vrt_finetune.tokenizer import (
     TokenizerError,
     build_test_tokenizer,
@@ -101,11 +102,7 @@ def test_open_tokenizer_file_dir_and_hub_id(tmp_path, monkeypatch) -> None:
     assert open_tokenizer(path).path == path
     assert open_tokenizer(str(tmp_path / "model")).path == path
     # a hub id resolves through the local Hugging Face cache (what an earlier download left)
-    snapshot = tmp_path / "hub" / "models--mistralai--Voxtral-Mini-4B-Realtime-2602"
-    (snapshot / "snapshots" / "abc123").mkdir(parents=True)
-    (snapshot / "refs").mkdir()
-    (snapshot / "refs" / "main").write_text("abc123")
-    (snapshot / "snapshots" / "abc123" / "tekken.json").write_bytes(path.read_bytes())
+    fill_hub_cache(tmp_path / "hub", HUB_ID, tmp_path / "model")
     _offline_hub_cache(monkeypatch, tmp_path / "hub")
     assert open_tokenizer(HUB_ID).pad_id == load_tokenizer(path).pad_id
 

@@ -62,3 +62,19 @@ def training_item(
 
     targets = build_targets(list(words), list(ends), len(audio), tokenizer.encode, tokenizer.ids)
     return Item(key, encode_flac(audio), list(targets.stream), "", duration)
+
+
+def fill_hub_cache(cache_dir: str | Path, repo_id: str, directory: str | Path) -> Path:
+    """Lay out ``directory``'s files as the local Hugging Face cache holds a downloaded
+    ``repo_id`` (``models--OWNER--NAME/snapshots/REV``, ``refs/main``), so that code opening
+    ``repo_id`` offline (``HF_HUB_OFFLINE=1``, ``HF_HUB_CACHE=cache_dir``) finds it: the state
+    of a machine where the model was downloaded once. Returns the snapshot directory."""
+    import shutil
+
+    repo = Path(cache_dir) / ("models--" + repo_id.replace("/", "--"))
+    revision = "0" * 40
+    snapshot = repo / "snapshots" / revision
+    shutil.copytree(directory, snapshot, dirs_exist_ok=True)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(revision)
+    return snapshot
