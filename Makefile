@@ -46,7 +46,7 @@ $(STAMPS)/venv: pyproject.toml Makefile
 	@touch $@
 
 demo: setup
-	$(PY) -m vrt_finetune.demo
+	$(PY) -m vrt_recipes.demo
 
 test: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

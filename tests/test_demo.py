@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vrt_finetune.demo import replay_shards
+from vrt_recipes.demo import replay_shards
 
 
 def test_replay_shards_picks_enough_training_shards_in_name_order(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+from vrt_recipes import demo
 
-from vrt_finetune import demo
 from vrt_finetune.evaluate import main as eval_main
 
 pytestmark = pytest.mark.slow

@@ -17,6 +17,8 @@ from vrt_finetune.card_template import REPO_CARDS, card_template
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE_ROOTS = ("data_prep", "vrt_finetune")
+MAPPED = {"vrt_finetune.cards": "cards", "vrt_recipes": "recipes"}
+"""Packages whose directory has another name (``package-dir`` in ``pyproject.toml``)."""
 
 
 def _listed_packages() -> list[str]:
@@ -32,7 +34,7 @@ def test_every_package_directory_is_listed_in_pyproject() -> None:
     }
     listed = set(_listed_packages())
     assert found - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
-    assert listed - found == {"vrt_finetune.cards"}
+    assert listed - found == set(MAPPED)
 
 
 def test_checkout_templates_are_read_from_cards_dir() -> None:
@@ -45,7 +47,7 @@ def test_wheel_carries_templates_and_installed_copy_reads_them(tmp_path: Path) -
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
-    for name in ("cards", *PACKAGE_ROOTS):
+    for name in (*MAPPED.values(), *PACKAGE_ROOTS):
         shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     dist = tmp_path / "dist"
     pip_wheel = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
@@ -59,6 +61,10 @@ def test_wheel_carries_templates_and_installed_copy_reads_them(tmp_path: Path) -
         assert f"{package.replace('.', '/')}/__init__.py" in names, package
     for name in ("dataset_card.md", "model_card.md"):
         assert f"vrt_finetune/cards/{name}" in names
+    # the recipes and the demo travel too: `vrt-demo` works from an installed wheel
+    recipes = {p.relative_to(REPO).as_posix() for p in (REPO / "recipes").rglob("*.yaml")}
+    assert recipes and {"vrt_recipes/" + r.removeprefix("recipes/") for r in recipes} <= names
+    assert "vrt_recipes/demo.py" in names and "vrt_recipes/data/medical_glossary.txt" in names
     # The installed copy alone (-S: no site-packages, so no editable checkout on the path).
     probe = (
         "import vrt_finetune.card_template as c, sys;"

@@ -11,8 +11,9 @@
    on general sentences, latency; the model card and the WER-by-delay plot;
 6. ``vrt-export`` of the merged model in Hugging Face and Mistral formats.
 
-Every stage is the toolkit's own command, so the demo is also the tutorial. ``--steps-scale``
-shortens training for smoke runs.
+Every stage is the toolkit's own command, so the demo is also the tutorial. It lives with the
+recipes (``vrt_recipes``), above both pipelines, and reads its recipes from its own package, so
+it runs the same from a checkout (``make demo``) and from an installed wheel (``vrt-demo``).
 """
 
 from __future__ import annotations
@@ -23,16 +24,18 @@ import shutil
 import time
 from pathlib import Path
 
+from vrt_recipes import DATA_RECIPES, TRAIN_RECIPES
+
 from data_prep.cli import run as prep_run
 from data_prep.config import load_config
 from data_prep.sentences import MEDICAL_TERMS
+from vrt_finetune.shard_format import read_index
 from vrt_finetune.testing import make_test_tokenizer
 from vrt_finetune.tokenizer import StreamingTokenizer
 
-REPO = Path(__file__).resolve().parent.parent
-DATA_RECIPE = REPO / "recipes" / "data" / "synthetic_demo.yaml"
-BASE_RECIPE = REPO / "recipes" / "train" / "demo_base.yaml"
-MEDICAL_RECIPE = REPO / "recipes" / "train" / "demo_medical.yaml"
+DATA_RECIPE = DATA_RECIPES / "synthetic_demo.yaml"
+BASE_RECIPE = TRAIN_RECIPES / "demo_base.yaml"
+MEDICAL_RECIPE = TRAIN_RECIPES / "demo_medical.yaml"
 
 # The embedded default (measured on 2 cores, see recipes/train/demo_base.yaml): 2400 general
 # sentences, because with 600 the model memorised its training sentences (train CE 0.02,
@@ -115,7 +118,7 @@ def replay_shards(dataset: Path, split: str, n_samples: int) -> list[str]:
     WER 5 % → 84 %); mixing in about as many general sentences as domain ones (replay, a
     standard remedy) kept most of it.
     """
-    index = json.loads((dataset / "index.json").read_text())
+    index = read_index(dataset)
     picked: list[str] = []
     total = 0
     for shard in sorted(index["shards"], key=lambda s: s["name"]):
@@ -189,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     base_dir = train_base(out, tok.path, args.base_steps)
 
     _stage(4, f"LoRA on medical sentences, {args.tune_steps} steps (vrt-train)", t0)
-    medical_index = json.loads((out / "shards_medical" / "index.json").read_text())
+    medical_index = read_index(out / "shards_medical")
     replay = replay_shards(out / "shards", "train", medical_index["splits"]["train"]["samples"])
     print(f"  replay: {len(replay)} general shards beside the medical ones")
     adapter = train(
