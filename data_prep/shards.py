@@ -19,7 +19,7 @@ from pathlib import Path
 import webdataset as wds
 
 from vrt_finetune.io_utils import atomic_write_text
-from vrt_finetune.shard_format import INDEX_FILE, SPLITS, ShardSample, to_tar_sample
+from vrt_finetune.shard_format import INDEX_FILE, SPLITS, ShardSample, shard_name, to_tar_sample
 
 
 @dataclass
@@ -70,7 +70,7 @@ class UnitShardWriter:
 
     def _open(self) -> None:
         part = len(self.finished)
-        name = f"{self.split}/{self.split}-u{self.unit:05d}-{part:03d}.tar"
+        name = shard_name(self.split, self.unit, part)
         final = self.out_dir / name
         final.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = final.with_name(f".{final.name}.tmp")

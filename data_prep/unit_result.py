@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from data_prep.shards import ShardInfo, shard_info_from_json, shard_info_to_json
 from data_prep.sources import SourceItem
+from vrt_finetune.shard_format import UNITS_DIR, unit_marker
 
-UNITS_DIR = "_units"
+__all__ = ["UNITS_DIR", "UnitResult", "unit_marker"]
+
 MAX_REJECT_EXAMPLES = 20
 
 
@@ -61,7 +62,3 @@ class UnitResult:
             d["examples"],
             d["samples"],
         )
-
-
-def unit_marker(out_dir: Path, unit: int) -> Path:
-    return Path(out_dir) / UNITS_DIR / f"unit-{unit:05d}.json"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import logging
 import random
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -28,6 +29,12 @@ from vrt_finetune.shard_format import ShardFormatError, decode_flac, from_tar_sa
 from vrt_finetune.tokenizer import StreamIds
 
 log = logging.getLogger(__name__)
+
+UNREADABLE_SHARD = "unreadable_shard"
+BAD_SAMPLE = "bad_sample"
+UNDECODABLE_AUDIO = "undecodable_audio"
+LONGER_THAN_MAX = "longer_than_max_duration"
+"""Reasons a sample is left out of training; all but this one mean damaged data."""
 
 
 @dataclass
@@ -60,6 +67,31 @@ class Item(NamedTuple):
     duration: float
     language: str | None = None
     """Language code from the shard (scores normalise by it); ``None`` when unknown."""
+
+
+@dataclass
+class ReadCounts:
+    """Samples read and samples left out (by reason) since the last :meth:`take`.
+
+    Training never drops a sample silently: every reader and batcher counts what it leaves out,
+    each batch carries the counts since the previous one (``batch["sample_counts"]``), and the
+    data module adds them up, logs them and stops a run that loses too many.
+    """
+
+    read: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def skip(self, reason: str, what: object) -> None:
+        self.skipped[reason] += 1
+        n = sum(self.skipped.values())
+        if n in (1, 10, 100) or n % 1000 == 0:
+            log.warning("skipping %s (%s); %d skipped so far in this worker", what, reason, n)
+
+    def take(self) -> dict[str, Any]:
+        """The counts so far, as plain data; starts counting afresh."""
+        out = {"read": self.read, "skipped": dict(self.skipped)}
+        self.read, self.skipped = 0, Counter()
+        return out
 
 
 def parse_sample(raw: dict[str, Any]) -> Item:
@@ -96,7 +128,9 @@ def shuffle_buffer(items: Iterator[Item], size: int, rng: random.Random) -> Iter
     yield from buf
 
 
-def bucket_batches(items: Iterator[Item], batching: Batching, flush: bool) -> Iterator[list[Item]]:
+def bucket_batches(
+    items: Iterator[Item], batching: Batching, flush: bool, counts: ReadCounts | None = None
+) -> Iterator[list[Item]]:
     """Group items into batches of similar duration within ``batching.batch_seconds``.
 
     Each duration bucket fills until one more item would push (count × longest) past the budget
@@ -106,12 +140,10 @@ def bucket_batches(items: Iterator[Item], batching: Batching, flush: bool) -> It
     edges = [e for e in batching.bucket_edges_s if e < batching.max_duration_s]
     buckets: list[list[Item]] = [[] for _ in range(len(edges) + 1)]
     longest = [0.0] * len(buckets)
-    skipped = 0
+    counts = counts if counts is not None else ReadCounts()
     for item in items:
         if item.duration > batching.max_duration_s:
-            skipped += 1
-            if skipped in (1, 10, 100) or skipped % 1000 == 0:
-                log.warning("%d samples longer than max_duration_s skipped so far", skipped)
+            counts.skip(LONGER_THAN_MAX, f"sample {item.key} ({item.duration:.1f} s)")
             continue
         b = bisect.bisect_left(edges, item.duration)
         new_longest = max(longest[b], item.duration)
@@ -127,25 +159,41 @@ def bucket_batches(items: Iterator[Item], batching: Batching, flush: bool) -> It
         yield from (bucket for bucket in buckets if bucket)
 
 
-def collate(items: Sequence[Item], delay_ms: int, ids: StreamIds) -> dict[str, Any]:
+def collate(
+    items: Sequence[Item], delay_ms: int, ids: StreamIds, counts: ReadCounts | None = None
+) -> dict[str, Any] | None:
     """Decode and lay out one batch at one delay, right-padded to its longest sample.
+
+    A sample whose FLAC does not decode is left out and counted (``undecodable_audio``);
+    ``None`` when none of the batch is left.
 
     Returns:
         ``input_ids`` (B, S) int64 padded with [P]; ``labels`` (B, S) int64 padded with -100;
         ``audio`` (B, S·1280) float32 padded with zeros; ``num_delay_tokens`` and ``delay_ms``
         (ints, one per batch); ``audio_seconds`` (speech in the batch); ``keys``; ``texts``.
     """
-    examples = [
-        layout_example(
-            it.stream,
-            decode_flac(it.flac),
-            bos_id=ids.bos,
-            pad_id=ids.pad,
-            n_left_pad_tokens=ids.n_left_pad_tokens,
-            delay_ms=delay_ms,
+    counts = counts if counts is not None else ReadCounts()
+    kept, examples = [], []
+    for it in items:
+        try:
+            speech = decode_flac(it.flac)
+        except ShardFormatError as err:
+            counts.skip(UNDECODABLE_AUDIO, f"sample {it.key}: {err}")
+            continue
+        kept.append(it)
+        examples.append(
+            layout_example(
+                it.stream,
+                speech,
+                bos_id=ids.bos,
+                pad_id=ids.pad,
+                n_left_pad_tokens=ids.n_left_pad_tokens,
+                delay_ms=delay_ms,
+            )
         )
-        for it in items
-    ]
+    if not examples:
+        return None
+    items = kept
     n, s = len(examples), max(len(ex.input_ids) for ex in examples)
     input_ids = np.full((n, s), ids.pad, dtype=np.int64)
     labels = np.full((n, s), IGNORE_INDEX, dtype=np.int64)
@@ -166,11 +214,28 @@ def collate(items: Sequence[Item], delay_ms: int, ids: StreamIds) -> dict[str, A
     }
 
 
-def read_items(urls: Sequence[str]) -> Iterator[Item]:
-    """Samples of ``urls`` in order; unreadable shards or samples are logged and skipped."""
-    raw = wds.tarfile_samples(({"url": u} for u in urls), handler=wds.warn_and_continue)
-    for sample in raw:
-        try:
-            yield parse_sample(sample)
-        except ShardFormatError as err:
-            log.warning("skipping sample %s: %s", sample.get("__key__"), err)
+def read_items(urls: Sequence[str], counts: ReadCounts | None = None) -> Iterator[Item]:
+    """Samples of ``urls`` in order; what cannot be read is counted in ``counts`` and skipped.
+
+    A shard that cannot be opened or read to its end counts once as ``unreadable_shard`` (its
+    remaining samples cannot be counted one by one); a sample that does not follow the shard
+    format counts as ``bad_sample``.
+    """
+    counts = counts if counts is not None else ReadCounts()
+    for url in urls:
+        failed: list[Exception] = []
+
+        def on_shard_error(err: Exception, failed: list[Exception] = failed) -> bool:
+            failed.append(err)  # webdataset may report one broken shard more than once
+            return True  # go on with what can still be read
+
+        for sample in wds.tarfile_samples([{"url": url}], handler=on_shard_error):
+            try:
+                item = parse_sample(sample)
+            except ShardFormatError as err:
+                counts.skip(BAD_SAMPLE, f"sample {sample.get('__key__')}: {err}")
+                continue
+            counts.read += 1
+            yield item
+        if failed:
+            counts.skip(UNREADABLE_SHARD, f"the rest of {url} ({failed[0]})")

@@ -28,6 +28,7 @@ import glob
 import itertools
 import logging
 import random
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +42,10 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from vrt_finetune import constants as C
 from vrt_finetune.batches import (
+    LONGER_THAN_MAX,
     Batching,
     Item,
+    ReadCounts,
     bucket_batches,
     collate,
     read_items,
@@ -50,6 +53,7 @@ from vrt_finetune.batches import (
 )
 from vrt_finetune.features import LogMel
 from vrt_finetune.shard_format import decode_flac
+from vrt_finetune.shard_verify import verify_shard_list
 from vrt_finetune.tokenizer import StreamIds, open_tokenizer
 
 log = logging.getLogger(__name__)
@@ -60,6 +64,10 @@ DEFAULT_VAL_DELAYS_MS = (3 * C.TOKEN_MS, C.DEFAULT_DELAY_MS, 12 * C.TOKEN_MS, C.
 
 class ShardListError(ValueError):
     """A shard list names nothing that exists."""
+
+
+class DataLossError(ValueError):
+    """Training lost more samples to damaged data than ``data.max_skipped_fraction`` allows."""
 
 
 def expand_shards(spec: str | Sequence[str]) -> list[str]:
@@ -166,7 +174,7 @@ class ShardStream(IterableDataset):
         self.shuffle_size, self.seed = shuffle_buffer, seed
         self.rank, self.world_size, self.skip_batches = rank, world_size, skip_batches
 
-    def _train_items(self, role: int, n_workers: int) -> Iterator[Item]:
+    def _train_items(self, role: int, n_workers: int, counts: ReadCounts) -> Iterator[Item]:
         for epoch in itertools.count():
             urls = list(self.urls)
             random.Random(self.seed + epoch).shuffle(urls)  # same order on every rank
@@ -180,27 +188,30 @@ class ShardStream(IterableDataset):
                     f"{role}): write more, smaller shards or lower data.num_workers"
                 )
             n = 0
-            for n, item in enumerate(read_items(mine), 1):  # noqa: B007 - n counts the pass
+            for n, item in enumerate(read_items(mine, counts), 1):  # noqa: B007 - counts the pass
                 yield item
             if n == 0:
                 raise RuntimeError(f"shards {mine[:3]}… hold no readable samples")
 
-    def _val_items(self, worker: int, n_workers: int) -> Iterator[Item]:
+    def _val_items(self, worker: int, n_workers: int, counts: ReadCounts) -> Iterator[Item]:
         # Every rank reads every shard and keeps 1 sample in (ranks × workers): small validation
         # sets with fewer shards than ranks still split evenly and never overlap.
         share, me = self.world_size * n_workers, self.rank * n_workers + worker
-        for i, item in enumerate(read_items(self.urls)):
+        for i, item in enumerate(read_items(self.urls, counts)):
             if i % share == me:
                 yield item
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = torch.utils.data.get_worker_info()
         worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
+        counts = ReadCounts()
         if not self.train:
             assert self.fixed_delay_ms is not None
-            items = self._val_items(worker, n_workers)
-            for plan in bucket_batches(items, self.batching, flush=True):
-                yield collate(plan, self.fixed_delay_ms, self.ids)
+            items = self._val_items(worker, n_workers, counts)
+            for plan in bucket_batches(items, self.batching, flush=True, counts=counts):
+                batch = collate(plan, self.fixed_delay_ms, self.ids, counts)
+                if batch is not None:
+                    yield {**batch, "sample_counts": counts.take()}
             return
         seen = wds.utils.pytorch_worker_info()[:2]
         if seen != (self.rank, self.world_size):
@@ -215,16 +226,20 @@ class ShardStream(IterableDataset):
         role = (worker + self.skip_batches) % n_workers
         skip = len(range(role, self.skip_batches, n_workers))  # batches this role already made
         rng = random.Random(self.seed * 1_000_003 + self.rank * 1009 + role)
-        items = shuffle_buffer(self._train_items(role, n_workers), self.shuffle_size, rng)
-        for index, plan in enumerate(bucket_batches(items, self.batching, flush=False)):
+        items = shuffle_buffer(self._train_items(role, n_workers, counts), self.shuffle_size, rng)
+        plans = bucket_batches(items, self.batching, flush=False, counts=counts)
+        for index, plan in enumerate(plans):
             if index < skip:
+                counts.take()  # counted before the checkpoint
                 continue  # replayed without decoding a sample
             delay = self.fixed_delay_ms
             if delay is None:
                 delay = self.delays.sample(
                     np.random.default_rng([self.seed, self.rank, role, index])
                 )
-            yield collate(plan, delay, self.ids)
+            batch = collate(plan, delay, self.ids, counts)
+            if batch is not None:  # else its counts go with the next batch
+                yield {**batch, "sample_counts": counts.take()}
 
 
 class VrtDataModule(L.LightningDataModule):
@@ -242,6 +257,12 @@ class VrtDataModule(L.LightningDataModule):
         num_workers: DataLoader workers per rank; keep it (and the number of ranks) unchanged
             across a resume for an exact replay.
         seed: shard order, shuffling and delay draws.
+        verify: check every local shard against the ``index.json`` that lists it (size,
+            sha256, samples) before training; passes are cached by path, size and mtime.
+        max_skipped_fraction: stop when more than this share of the training samples read could
+            not be used (unreadable shard data, bad samples, undecodable audio); counted over at
+            least 1000 samples, so one bad sample at the very start does not stop a run.
+            Samples longer than ``batching.max_duration_s`` are counted but not held against it.
     """
 
     def __init__(
@@ -256,8 +277,15 @@ class VrtDataModule(L.LightningDataModule):
         shuffle_buffer: int = 1000,
         num_workers: int = 2,
         seed: int = 0,
+        verify: bool = True,
+        max_skipped_fraction: float = 0.001,
     ) -> None:
         super().__init__()
+        if not 0 <= max_skipped_fraction <= 1:
+            raise ValueError("data.max_skipped_fraction must be between 0 and 1")
+        self.verify, self.max_skipped_fraction = verify, max_skipped_fraction
+        self.sample_counts: dict[str, ReadCounts] = {"train": ReadCounts(), "val": ReadCounts()}
+        """Samples read and left out (by reason) so far, for training and validation."""
         self.train_shards, self.val_shards, self.tokenizer_source = (
             train_shards,
             val_shards,
@@ -294,6 +322,8 @@ class VrtDataModule(L.LightningDataModule):
         self.train_urls = expand_shards(self.train_shards) if self.train_shards else []
         self.val_urls = expand_shards(self.val_shards) if self.val_shards else []
         self.ids  # noqa: B018 - fail at setup, not in a DataLoader worker
+        if self.verify and stage in ("fit", "validate"):
+            verify_shard_list([*self.train_urls, *self.val_urls])
 
     def _loader(self, dataset: ShardStream) -> DataLoader:
         return DataLoader(
@@ -362,18 +392,61 @@ class VrtDataModule(L.LightningDataModule):
             if self._log_mel.window.device != audio.device:
                 self._log_mel = self._log_mel.to(audio.device)
             batch["input_features"] = self._log_mel(audio)  # (B, 128, S·8) float32
-        if self.trainer is not None and self.trainer.training:
+        training = self.trainer is not None and self.trainer.training
+        if "sample_counts" in batch:
+            self._count(batch.pop("sample_counts"), "train" if training else "val")
+        if training:
             self.batches_consumed += 1
         return batch
 
+    def _count(self, delta: dict[str, Any], role: str) -> None:
+        """Add a batch's sample counts; log them; stop a run that loses too much data."""
+        total = self.sample_counts[role]
+        total.read += delta["read"]
+        total.skipped.update(delta["skipped"])
+        if not delta["skipped"] or role != "train":
+            return
+        trainer = self.trainer
+        if trainer is not None:
+            metrics = {f"data/skipped/{r}": float(n) for r, n in total.skipped.items()}
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=trainer.global_step)
+        damaged = sum(n for r, n in total.skipped.items() if r != LONGER_THAN_MAX)
+        seen = total.read + damaged
+        if damaged > self.max_skipped_fraction * max(seen, 1000):
+            raise DataLossError(
+                f"{damaged} of {seen} training samples could not be used "
+                f"({dict(total.skipped)}), more than data.max_skipped_fraction="
+                f"{self.max_skipped_fraction}: check the shards with `vrt-prep verify DIR`, "
+                "re-create the damaged ones, or raise the threshold to train on the rest"
+            )
+
+    def summary(self) -> str:
+        """One line per role: samples read and left out, by reason."""
+        return "; ".join(
+            f"{role}: {c.read} samples read, {sum(c.skipped.values())} left out"
+            + (f" {dict(c.skipped)}" if c.skipped else "")
+            for role, c in self.sample_counts.items()
+        )
+
+    def teardown(self, stage: str) -> None:
+        if stage == "fit":
+            log.info("data: %s", self.summary())
+
     def state_dict(self) -> dict[str, int]:
         _, world = self._place()
+        train = self.sample_counts["train"]
         return {
             "batches_consumed": self.batches_consumed,
             "world_size": world,
             "num_workers": self.num_workers,
+            "samples_read": train.read,
+            "samples_skipped": dict(train.skipped),
         }
 
-    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.batches_consumed = int(state_dict["batches_consumed"])
-        self._restored = dict(state_dict)
+        train = self.sample_counts["train"]
+        train.read = int(state_dict.get("samples_read", 0))
+        train.skipped = Counter(state_dict.get("samples_skipped", {}))
+        self._restored = {k: v for k, v in state_dict.items() if isinstance(v, int)}

@@ -8,7 +8,9 @@ file of the layout or a field of a sample lives here, so writer and readers cann
                                         per split: shards, samples, hours
     DIR/summary.json                    items kept and rejected (by reason), hours per split
     DIR/README.md                       the dataset card
-    DIR/{split}/{split}-uNNNNN-PPP.tar  WebDataset shards, two members per sample:
+    DIR/_units/unit-NNNNN.json          completion marker of vrt-prep's work unit NNNNN
+    DIR/{split}/{split}-uNNNNN-PPP.tar  WebDataset shards of unit NNNNN (part PPP), two members
+                                        per sample:
         KEY.flac   16-bit mono FLAC at 16 kHz (:func:`encode_flac`, :func:`decode_flac`)
         KEY.json   :meth:`ShardSample.to_json` (UTF-8, keys sorted): ``format``, ``text``,
                    ``language``, ``speaker``, ``duration``, ``source``, ``offset``, ``words``
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,8 @@ SUMMARY_FILE = "summary.json"
 """What ``vrt-prep`` kept and rejected (by reason)."""
 CARD_FILE = "README.md"
 """The dataset card."""
+UNITS_DIR = "_units"
+"""Completion markers of ``vrt-prep``'s work units: a unit without one is redone by a rerun."""
 SPLITS = ("train", "valid", "test")
 SAMPLE_FORMAT = 1
 """Version of the sample layout this code writes and the newest it reads."""
@@ -52,6 +57,26 @@ _TIME_DECIMALS = 4
 
 class ShardFormatError(ValueError):
     """A shard sample or dataset directory that does not follow this contract."""
+
+
+def shard_name(split: str, unit: int, part: int) -> str:
+    """Path of a shard relative to the dataset directory: ``{split}/{split}-uNNNNN-PPP.tar``.
+
+    Names depend only on the work unit and the part, never on a run-wide counter, so a unit
+    redone after a crash rewrites exactly the files it would have written.
+    """
+    return f"{split}/{split}-u{unit:05d}-{part:03d}.tar"
+
+
+def unit_of_shard(name: str) -> int | None:
+    """The work unit a shard name belongs to (``None`` for a name ``vrt-prep`` did not make)."""
+    match = re.fullmatch(r"(?:.*/)?[^/]+-u(\d{5,})-\d{3,}\.tar", name)
+    return int(match.group(1)) if match else None
+
+
+def unit_marker(root: str | Path, unit: int) -> Path:
+    """The completion marker of work unit ``unit`` of the dataset at ``root``."""
+    return Path(root) / UNITS_DIR / f"unit-{unit:05d}.json"
 
 
 # --------------------------------------------------------------------------- audio codec
