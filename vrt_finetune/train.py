@@ -11,6 +11,8 @@ Always-on callbacks:
 * ``checkpoint:`` :class:`AdapterCheckpoint`, Lightning's ``ModelCheckpoint`` that also writes
   the adapter (peft ``save_pretrained``) to ``<name>-adapter/`` next to each ``<name>.ckpt``.
 * ``throughput:`` :class:`AudioThroughput`, audio hours per second in the progress bar.
+* ``preemption:`` :class:`~vrt_finetune.preemption.Preemption`: on SIGTERM/SIGUSR1, a checkpoint
+  at the next optimizer step, then exit ``128 + signal``; ``--ckpt_path last`` continues.
 
 Scale: ``trainer.strategy`` ``ddp`` or :class:`VoxtralFSDP`; several nodes through
 Lightning's launcher (``torchrun`` or ``srun``, with ``trainer.num_nodes``); see the recipes.
@@ -38,6 +40,7 @@ from vrt_finetune.data import ShardListError, VrtDataModule
 from vrt_finetune.lit_module import NonFiniteLossError, TokenizerMismatchError, VrtLitModule
 from vrt_finetune.lora import save_adapter
 from vrt_finetune.model import CheckpointError
+from vrt_finetune.preemption import Preemption
 from vrt_finetune.tokenizer import TokenizerError
 
 log = logging.getLogger(__name__)
@@ -212,6 +215,7 @@ class VrtCLI(LightningCLI):
             }
         )
         parser.add_lightning_class_args(AudioThroughput, "throughput")
+        parser.add_lightning_class_args(Preemption, "preemption")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        VrtCLI(
+        cli = VrtCLI(
             VrtLitModule,
             VrtDataModule,
             args=argv,
@@ -234,11 +238,22 @@ def main(argv: list[str] | None = None) -> int:
         TokenizerMismatchError,
         NonFiniteLossError,
         CheckpointError,
-        ValueError,  # bad settings (a delay off the 80 ms grid …), raised as classes are built
+        ValueError,  # bad settings (a delay off the 80 ms grid …), damaged shards, data loss
     ) as err:
         log.debug("vrt-train failed", exc_info=True)  # the traceback, with DEBUG logging on
         print(f"vrt-train: error: {err}", file=sys.stderr)
         return 1
+    trainer = getattr(cli, "trainer", None)
+    preemption = next(
+        (c for c in getattr(trainer, "callbacks", []) if isinstance(c, Preemption)), None
+    )
+    if preemption is not None and preemption.stopped_by is not None:
+        print(
+            f"vrt-train: stopped by {preemption.stopped_by.name} after writing "
+            f"{preemption.checkpoint}; run the same command with --ckpt_path last to continue",
+            file=sys.stderr,
+        )
+        return preemption.exit_code
     return 0
 
 
