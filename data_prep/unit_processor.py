@@ -2,7 +2,7 @@
 
 Flow of one work unit (``items_per_unit`` consecutive input items, a pure function of them):
 
-1. read and check audio, clean and normalise the transcript (``audio_io``, ``text_norm``);
+1. read and check audio, clean and normalise the transcript (``audio_io``, ``spoken_form``);
 2. align the spoken words, batched through the acoustic model (``data_prep.align``), or take
    the timestamps the data already has; a recording longer than ``aligner.max_seconds`` is
    aligned on its own, the long-form way (``data_prep.align.longform``);
@@ -33,8 +33,8 @@ from data_prep.config import PrepConfig
 from data_prep.segment import Word, gaps, map_to_written, reject_reason, split_at_pauses
 from data_prep.shards import UnitShardWriter
 from data_prep.sources import SourceItem
+from data_prep.spoken_form import NormWord, TranscriptError, clean_transcript, normalize_transcript
 from data_prep.targets import TargetIds, build_targets
-from data_prep.text_norm import NormWord, TranscriptError, clean_transcript, normalize_transcript
 from data_prep.unit_result import UnitResult, unit_marker
 from vrt_finetune import constants as C
 from vrt_finetune.io_utils import atomic_write_text

@@ -6,7 +6,7 @@ implements :meth:`Aligner.align` for one utterance and, when it can, overrides
 utterance that cannot be aligned yields an :class:`AlignmentFailure` in the batch result (the
 pipeline counts and reports it) instead of stopping the corpus.
 
-Words receive already-normalised spoken words (``data_prep.text_norm``), never raw transcripts.
+Words receive already-normalised spoken words (``data_prep.spoken_form``), never raw transcripts.
 Audio is mono float32 at :data:`~vrt_finetune.constants.SAMPLE_RATE`; times are seconds from
 the start of the utterance's audio.
 """
