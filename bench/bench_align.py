@@ -37,10 +37,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from data_prep.align.base import AlignRequest
 from data_prep.align.testing import noise_audio, save_random_wav2vec2_ctc
 from vrt_finetune.constants import SAMPLE_RATE
 
-Item = tuple[np.ndarray, list[str], str]
+Item = AlignRequest
 _FALLBACK_WORDS = "we will paint the small red bottle near the station tomorrow".split()  # noqa: SIM905
 
 
@@ -76,7 +77,7 @@ def make_corpus(minutes: float, seed: int) -> tuple[list[Item], str]:
         else:
             audio = noise_audio(seconds, seed=len(items))
             words = [rng.choice(_FALLBACK_WORDS) for _ in range(int(seconds * 2.6))]
-        items.append((np.array(audio, dtype=np.float32), words, "en"))
+        items.append(AlignRequest(np.array(audio, dtype=np.float32), words, "en"))
         total += len(audio) / SAMPLE_RATE
     return items, "espeak-ng speech (data_prep.synth)" if use_synth else "envelope noise"
 
@@ -162,7 +163,7 @@ def chunks(items: list[Item], seconds: float) -> list[list[Item]]:
             out.append([])
             acc = 0.0
         out[-1].append(item)
-        acc += len(item[0]) / SAMPLE_RATE
+        acc += len(item.audio) / SAMPLE_RATE
     return out
 
 
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
 
     t0 = time.perf_counter()
     items, origin = make_corpus(args.minutes, args.seed)
-    audio_s = sum(len(a) for a, _, _ in items) / SAMPLE_RATE
+    audio_s = sum(len(r.audio) for r in items) / SAMPLE_RATE
     print(f"corpus: {len(items)} utterances, {audio_s:.0f} s of {origin}", end="")
     print(f" (made in {time.perf_counter() - t0:.0f} s)")
 
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
             intermediate_size=3072,
             conv_dim=512,
         )
-        check_forward_flops(model_dir, len(items[0][0]))
+        check_forward_flops(model_dir, len(items[0].audio))
         ours = WhisperXAligner(
             "en",
             str(model_dir),
@@ -227,10 +228,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"{torch.get_num_threads()} threads; batch {args.batch_size}, padding {ours.max_padding}")
 
-    flops = sum(forward_flops(model.config, len(a)) for a, _, _ in items)
+    flops = sum(forward_flops(model.config, len(r.audio)) for r in items)
     warm = items[:2]  # first calls pay one-time kernel set-up: not for either side to carry
     ours.align_batch(warm)
-    [reference_align(model, metadata, a, w, args.device) for a, w, _ in warm]
+    [reference_align(model, metadata, r.audio, r.words, args.device) for r in warm]
     sides = ["baseline", "ours", *(["ours-bf16"] if args.bf16 else [])]
     wall = dict.fromkeys(sides, 0.0)
     cpu = dict.fromkeys(sides, 0.0)  # process CPU time: less sensitive to other users
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
             t, c = time.perf_counter(), time.process_time()
             if side == "baseline":
                 got[side] = [
-                    reference_align(model, metadata, a, w, args.device) for a, w, _ in chunk
+                    reference_align(model, metadata, r.audio, r.words, args.device) for r in chunk
                 ]
             elif side == "ours":
                 got[side] = ours.align_batch(chunk)

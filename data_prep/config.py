@@ -49,7 +49,10 @@ class AlignerConfig:
     """Which forced aligner places the words."""
 
     backend: Literal["whisperx", "mms", "given"] = "whisperx"
-    """``given`` uses the timestamps the data already has (synthetic speech, whisperX JSON …)."""
+    """``given`` uses the timestamps the data already has (synthetic speech, whisperX JSON …)
+    and rejects items without them (``no_timestamps``); under ``whisperx`` and ``mms`` too,
+    items with given times keep them and only the others are aligned
+    (``data_prep.align.make_aligner``)."""
     model: str | None = None
     """Model name or local directory; ``None``: the language's default."""
     device: str = "cpu"

@@ -1,6 +1,6 @@
 """From aligned written words to training samples: word mapping, long-recording splits, filters.
 
-Alignment runs on normalised spoken words (``data_prep.text_norm``); this module maps their
+Alignment runs on normalised spoken words (``data_prep.spoken_form``); this module maps their
 times back onto the written words the targets keep, splits recordings longer than the maximum
 at pauses between words (never inside one), and applies the quality filters, each rejection
 with a named reason.
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from data_prep.align.base import AlignedWord
-from data_prep.text_norm import NormWord
+from data_prep.spoken_form import NormWord
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import numpy as np
 
 from data_prep.align.base import AlignedWord
 from data_prep.align.given import read_ctm, read_textgrid, read_whisperx_json
-from data_prep.text_norm import TranscriptError, read_transcript
+from data_prep.spoken_form import TranscriptError, read_transcript
 from vrt_finetune import constants as C
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 Flow of one work unit (``items_per_unit`` consecutive input items, a pure function of them):
 
-1. read and check audio, clean and normalise the transcript (``audio_io``, ``text_norm``);
+1. read and check audio, clean and normalise the transcript (``audio_io``, ``spoken_form``);
 2. align the spoken words, batched through the acoustic model (``data_prep.align``), or take
    the timestamps the data already has; a recording longer than ``aligner.max_seconds`` is
    aligned on its own, the long-form way (``data_prep.align.longform``);
@@ -27,13 +27,19 @@ from typing import Any
 import numpy as np
 
 from data_prep import audio_check, audio_io
-from data_prep.align.base import AlignedWord, Aligner, AlignmentFailure, interpolate_missing
-from data_prep.align.given import match_given
+from data_prep.align import make_aligner
+from data_prep.align.base import (
+    AlignedWord,
+    Aligner,
+    AlignmentFailure,
+    AlignRequest,
+    interpolate_missing,
+)
 from data_prep.config import PrepConfig
 from data_prep.segment import Word, gaps, map_to_written, reject_reason, split_at_pauses
 from data_prep.shards import UnitShardWriter
 from data_prep.sources import SourceItem
-from data_prep.text_norm import NormWord, TranscriptError, clean_transcript, normalize_transcript
+from data_prep.spoken_form import NormWord, TranscriptError, clean_transcript, normalize_transcript
 from data_prep.unit_result import UnitResult, unit_marker
 from vrt_finetune import constants as C
 from vrt_finetune.io_utils import atomic_write_text
@@ -53,35 +59,20 @@ def split_of(item: SourceItem, valid_fraction: float, test_fraction: float) -> s
     return "train"
 
 
-def make_aligner(config: PrepConfig) -> Aligner | None:
-    """The configured aligner (``None`` for ``given`` timestamps)."""
-    a = config.aligner
-    if a.backend == "given":
-        return None
-    if a.backend == "whisperx":
-        from data_prep.align.whisperx_backend import WhisperXAligner
-
-        return WhisperXAligner(
-            language=config.source.language, model=a.model, device=a.device, batch_size=a.batch_size
-        )
-    from data_prep.align.mms_backend import MMSAligner
-
-    return (
-        MMSAligner.from_bundle(device=a.device, batch_size=a.batch_size)
-        if a.model is None
-        else MMSAligner.from_pretrained(a.model, device=a.device, batch_size=a.batch_size)
-    )
-
-
 @dataclass
 class _Prepared:
     item: SourceItem
     audio: np.ndarray
     norm: list[NormWord]
     spoken: list[str]
-    given: list[AlignedWord] | None
     long_form: bool = False
     """Longer than ``aligner.max_seconds``: aligned alone by the long-form aligner."""
+
+    @property
+    def request(self) -> AlignRequest:
+        """What the aligner is asked: the spoken words and, if the item has them, word times."""
+        i = self.item
+        return AlignRequest(self.audio, self.spoken, i.language, i.words, self.norm)
 
 
 class UnitProcessor:
@@ -90,14 +81,9 @@ class UnitProcessor:
     def __init__(self, config: PrepConfig) -> None:
         self.config = config
         self.tokenizer: StreamingTokenizer = open_tokenizer(config.tokenizer)
-        self.aligner = make_aligner(config)
-        self.long_aligner: Aligner | None = None
-        if config.aligner.long_form and self.aligner is not None:  # torch is loaded by now
-            from data_prep.align.longform import LongFormAligner
-            from data_prep.align.longform_backends import supports_long_form
-
-            if supports_long_form(self.aligner):
-                self.long_aligner = LongFormAligner(self.aligner)
+        self.aligner: Aligner = make_aligner(config.aligner, config.source.language)
+        # recordings longer than aligner.max_seconds: the aligner's own long-form variant
+        self.long_aligner = self.aligner.long_form() if config.aligner.long_form else None
         self._vad: Any = None
 
     # -- stage 1 -------------------------------------------------------------------------
@@ -129,11 +115,9 @@ class UnitProcessor:
         if not check.ok:
             result.reject(item, str(check.reason), f"{item.source}: {'; '.join(check.notes)}")
             return None
-        given = None
-        long_form = False
-        if item.words is not None:
-            given = self._given_spoken(item, norm, spoken, len(audio) / C.SAMPLE_RATE)
-        elif len(audio) > C.seconds_to_samples(self.config.aligner.max_seconds):
+        p = _Prepared(item, audio, norm, spoken)
+        too_long = len(audio) > C.seconds_to_samples(self.config.aligner.max_seconds)
+        if item.words is None and too_long:  # given times need no model, at any length
             if self.long_aligner is None:
                 result.reject(
                     item,
@@ -144,58 +128,29 @@ class UnitProcessor:
                     "give word timestamps (alignment column) or start/end windows",
                 )
                 return None
-            long_form = True
-        elif self.aligner is None:
-            result.reject(
-                item,
-                "no_timestamps",
-                f"{item.source}: aligner 'given' but the item has no word timestamps",
-            )
+            p.long_form = True
+        # refused before it takes a place in a batch (the given aligner: no word timestamps)
+        refusal = (self.long_aligner if p.long_form else self.aligner).refusal(p.request)
+        if refusal is not None:
+            result.reject(item, refusal.reason, f"{item.source}: {refusal.message}")
             return None
-        return _Prepared(item, audio, norm, spoken, given, long_form)
-
-    @staticmethod
-    def _given_spoken(
-        item: SourceItem, norm: list[NormWord], spoken: list[str], duration: float
-    ) -> list[AlignedWord]:
-        """Put the item's given word times on its spoken words.
-
-        When the given words are the transcript's written words one for one (synthetic speech,
-        most CTM/TextGrid files), each written word's span is shared by its spoken words
-        ("42" → "forty two"); otherwise words are matched by their letters (``match_given``)
-        and what cannot be matched is interpolated and flagged.
-        """
-        assert item.words is not None
-        written = [n for n in norm if n.spoken]
-        if len(written) != len(item.words):
-            return match_given(item.words, spoken, duration)
-        out = []
-        for n, g in zip(written, item.words, strict=True):
-            k = len(n.spoken)
-            step = (g.end - g.start) / k
-            out += [
-                AlignedWord(s, g.start + j * step, g.start + (j + 1) * step, g.score)
-                for j, s in enumerate(n.spoken)
-            ]
-        return out
+        return p
 
     # -- stage 2 -------------------------------------------------------------------------
     def _align(
         self, batch: Sequence[_Prepared], result: UnitResult
     ) -> list[tuple[_Prepared, list[AlignedWord]]]:
-        out = [(p, p.given) for p in batch if p.given is not None]
-        todo = [p for p in batch if p.given is None]
-        if todo:
-            aligner = self.long_aligner if todo[0].long_form else self.aligner
-            assert aligner is not None and all(p.long_form == todo[0].long_form for p in todo)
-            aligned = aligner.align_batch([(p.audio, p.spoken, p.item.language) for p in todo])
-            for p, words in zip(todo, aligned, strict=True):
-                if isinstance(words, AlignmentFailure):
-                    result.reject(p.item, words.reason, f"{p.item.source}: {words.message}")
-                else:
-                    out.append((p, words))
-        order = {p.item.key: i for i, p in enumerate(batch)}
-        return sorted(out, key=lambda pw: order[pw[0].item.key])  # type: ignore[arg-type]
+        if not batch:
+            return []
+        aligner = self.long_aligner if batch[0].long_form else self.aligner
+        assert aligner is not None and all(p.long_form == batch[0].long_form for p in batch)
+        out = []
+        for p, words in zip(batch, aligner.align_batch([p.request for p in batch]), strict=True):
+            if isinstance(words, AlignmentFailure):
+                result.reject(p.item, words.reason, f"{p.item.source}: {words.message}")
+            else:
+                out.append((p, words))
+        return out
 
     # -- stage 3/4 -----------------------------------------------------------------------
     def _emit(

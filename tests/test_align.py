@@ -14,7 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from data_prep.align.base import AlignedWord, AlignmentError, AlignmentFailure, interpolate_missing
+from data_prep.align.base import (
+    AlignedWord,
+    AlignmentError,
+    AlignmentFailure,
+    AlignRequest,
+    interpolate_missing,
+)
 from data_prep.align.testing import (
     CHAR_VOCAB,
     MMS_LABELS,
@@ -33,7 +39,7 @@ WORDS = "the quick brown fox jumps over a lazy dog while seven birds sing".split
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _utterances(n: int, seed: int = 0) -> list[tuple[np.ndarray, list[str], str]]:
+def _utterances(n: int, seed: int = 0) -> list[AlignRequest]:
     """``n`` noise utterances of 0.6-3 s, dense in words so every frame's decision counts."""
     rng = np.random.default_rng(seed)
     items = []
@@ -41,7 +47,7 @@ def _utterances(n: int, seed: int = 0) -> list[tuple[np.ndarray, list[str], str]
         seconds = float(rng.uniform(0.6, 3.0))
         n_words = max(1, int(seconds * 3.5))
         words = [WORDS[int(i)] for i in rng.integers(0, len(WORDS), n_words)]
-        items.append((noise_audio(seconds, seed=seed * 100 + k), words, "en"))
+        items.append(AlignRequest(noise_audio(seconds, seed=seed * 100 + k), words, "en"))
     return items
 
 
@@ -137,7 +143,7 @@ def test_batched_logits_match_single(name: str, hf_dirs: dict[str, Path]) -> Non
         model, kind = _torchaudio_models()[name], "torchaudio"
     else:
         model, kind = Wav2Vec2ForCTC.from_pretrained(hf_dirs[name]).eval(), "huggingface"
-    waves = [torch.from_numpy(a) for a, _, _ in _utterances(4, seed=1)]
+    waves = [torch.from_numpy(r.audio) for r in _utterances(4, seed=1)]
     batched = ctc_logits(model, kind, waves, "cpu")
     for wave, out in zip(waves, batched, strict=True):
         alone = ctc_logits(model, kind, [wave], "cpu")[0]
@@ -162,8 +168,8 @@ def _assert_same_as_whisperx(aligner, model, metadata, items) -> None:
     from data_prep.align.whisperx_backend import reference_align
 
     results = aligner.align_batch(items)
-    for (audio, words, _), got in zip(items, results, strict=True):
-        ref = reference_align(model, metadata, audio, words)
+    for item, got in zip(items, results, strict=True):
+        ref = reference_align(model, metadata, item.audio, item.words)
         assert isinstance(got, list), got
         assert _times(got) == [(r["word"], r["start"], r["end"]) for r in ref]
         assert [w.score for w in got] == pytest.approx([r["score"] for r in ref], abs=2e-3)
@@ -209,28 +215,29 @@ def test_whisperx_oracle_emissions_give_known_times(wx) -> None:
 
 def test_whisperx_unknown_characters_are_flagged(wx) -> None:
     audio = noise_audio(2.0, seed=5)
-    got = wx.align(audio, ["Hello", "42", "wörld", "x y"], "en")
+    got = wx.align(AlignRequest(audio, ["Hello", "42", "wörld", "x y"], "en"))
     assert [w.word for w in got] == ["Hello", "42", "wörld", "x y"]
     assert [w.flagged for w in got] == [False, True, False, False]
     assert all(a.end <= b.start for a, b in itertools.pairwise(got))
 
 
 def test_whisperx_characters_as_words_language(wx) -> None:
-    got = wx.align(noise_audio(1.5, seed=6), ["ab", "cde"], "ja")  # whisperX: one char = one word
+    # whisperX: one character = one word
+    got = wx.align(AlignRequest(noise_audio(1.5, seed=6), ["ab", "cde"], "ja"))
     assert [w.word for w in got] == ["ab", "cde"]
     assert got[0].end <= got[1].start
 
 
 def test_whisperx_failures_are_reported_not_raised(wx) -> None:
-    too_short = (noise_audio(0.1), WORDS * 2, "en")
-    no_words = (noise_audio(1.0), ["", " "], "en")
+    too_short = AlignRequest(noise_audio(0.1), WORDS * 2, "en")
+    no_words = AlignRequest(noise_audio(1.0), ["", " "], "en")
     ok = _utterances(1)[0]
     results = wx.align_batch([too_short, ok, no_words])
     assert isinstance(results[0], AlignmentFailure) and results[0].reason == "backtrack_failed"
     assert isinstance(results[1], list)
     assert isinstance(results[2], AlignmentFailure) and results[2].reason == "nothing_to_align"
     with pytest.raises(AlignmentError):
-        wx.align(*too_short)
+        wx.align(too_short)
 
 
 # --- MMS -----------------------------------------------------------------------------------
@@ -250,8 +257,8 @@ def test_mms_batched_equals_one_by_one(mms) -> None:
     batched = mms.align_batch(items)
     for item, got in zip(items, batched, strict=True):
         assert isinstance(got, list)
-        assert _times(got) == _times(mms.align(*item))
-        assert len(got) == len(item[1])
+        assert _times(got) == _times(mms.align(item))
+        assert len(got) == len(item.words)
 
 
 def test_mms_oracle_emissions_give_known_times(mms) -> None:
@@ -268,10 +275,10 @@ def test_mms_oracle_emissions_give_known_times(mms) -> None:
 
 
 def test_mms_unplaceable_word_is_interpolated(mms) -> None:
-    got = mms.align(noise_audio(2.0, seed=7), ["one", "42", "three"], "en")
+    got = mms.align(AlignRequest(noise_audio(2.0, seed=7), ["one", "42", "three"], "en"))
     assert [w.flagged for w in got] == [False, True, False]
     assert got[0].end <= got[1].start <= got[1].end <= got[2].start
-    result = mms.align_batch([(noise_audio(0.1), WORDS, "en")])[0]
+    result = mms.align_batch([AlignRequest(noise_audio(0.1), WORDS, "en")])[0]
     assert isinstance(result, AlignmentFailure) and result.reason == "too_short"
 
 
@@ -288,7 +295,7 @@ def test_mms_from_pretrained_uses_word_delimiter(hf_dirs: dict[str, Path]) -> No
     aligner = MMSAligner.from_pretrained(str(hf_dirs["layer"]), local_files_only=True)
     assert aligner.delimiter_id == CHAR_VOCAB.index("|") and aligner.blank == 0
     assert aligner.normalize  # the processor's do_normalize
-    got = aligner.align(noise_audio(1.5, seed=8), ["good", "day"], "en")
+    got = aligner.align(AlignRequest(noise_audio(1.5, seed=8), ["good", "day"], "en"))
     assert [w.word for w in got] == ["good", "day"] and got[0].end <= got[1].start
 
 
@@ -427,7 +434,8 @@ def test_given_aligner_matches_tolerantly() -> None:
         AlignedWord("WORLD!", 2.0, 2.4, 0.8),
     ]
     words = ["hello", "forty", "two", "big", "world", "again"]
-    got = GivenAligner(given).align(np.zeros(3 * SAMPLE_RATE, np.float32), words, "en")
+    request = AlignRequest(np.zeros(3 * SAMPLE_RATE, np.float32), words, "en", given)
+    got = GivenAligner().align(request)
     assert [w.word for w in got] == words
     assert (got[0].start, got[0].end, got[0].flagged) == (0.4, 1.1, False)
     assert (got[4].start, got[4].end, got[4].score, got[4].flagged) == (2.0, 2.4, 0.8, False)

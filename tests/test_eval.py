@@ -30,7 +30,7 @@ from vrt_finetune.model_card import recipe_summary, render_model_card
 from vrt_finetune.shard_format import SampleWord, ShardSample, encode_flac
 from vrt_finetune.target_probe import CONVENTIONS, ProbeSample, probe_targets
 from vrt_finetune.targets import TargetOptions, build_targets
-from vrt_finetune.text_normalizer import TextNormalizer, base_language
+from vrt_finetune.wer_normalizer import TextNormalizer, base_language
 
 NORM = TextNormalizer()
 

@@ -11,7 +11,7 @@ from data_prep.segment import (
     reject_reason,
     split_at_pauses,
 )
-from data_prep.text_norm import normalize_transcript
+from data_prep.spoken_form import normalize_transcript
 
 
 def aw(word: str, start: float, end: float, score: float = 0.9, flagged: bool = False):

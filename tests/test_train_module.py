@@ -20,9 +20,9 @@ from vrt_finetune.lora import LoraSettings
 from vrt_finetune.loss import LossOutput
 from vrt_finetune.metrics import Reference, score
 from vrt_finetune.testing import make_test_tokenizer, save_tiny_checkpoint
-from vrt_finetune.text_normalizer import TextNormalizer
 from vrt_finetune.train_settings import LossSettings, OptimSettings, TinyModel, lr_factor
 from vrt_finetune.val_wer import word_errors
+from vrt_finetune.wer_normalizer import TextNormalizer
 
 TINY = TinyModel(hidden=32, heads=2, kv_heads=1)
 

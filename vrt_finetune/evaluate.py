@@ -38,7 +38,7 @@ import torch
 
 from vrt_finetune import constants as C
 from vrt_finetune.metrics import Reference, RefWord, score
-from vrt_finetune.text_normalizer import TextNormalizer, describe, load_spelling_map
+from vrt_finetune.wer_normalizer import TextNormalizer, describe, load_spelling_map
 
 log = logging.getLogger(__name__)
 

@@ -45,10 +45,10 @@ from vrt_finetune.lora import (
 )
 from vrt_finetune.loss import LossOutput, lm_loss
 from vrt_finetune.model import CheckpointError, build_model, load_model, tiny_config
-from vrt_finetune.text_normalizer import TextNormalizer
 from vrt_finetune.tokenizer import StreamingTokenizer, open_tokenizer
 from vrt_finetune.train_settings import LossSettings, OptimSettings, TinyModel, lr_factor
 from vrt_finetune.val_wer import greedy_decoder, word_errors
+from vrt_finetune.wer_normalizer import TextNormalizer
 
 log = logging.getLogger(__name__)
 

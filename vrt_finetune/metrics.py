@@ -1,6 +1,6 @@
 """Scores of one decoding run: WER, CER, glossary recall and emission latency (pure functions).
 
-Definitions (all over texts normalised by ``vrt_finetune.text_normalizer``, by the reference's
+Definitions (all over texts normalised by ``vrt_finetune.wer_normalizer``, by the reference's
 language):
 
 * **WER / CER** are micro-averages: the edit operations of every utterance (``jiwer``'s
@@ -31,7 +31,7 @@ from typing import Protocol
 import jiwer
 import numpy as np
 
-from vrt_finetune.text_normalizer import TextNormalizer, splits_characters
+from vrt_finetune.wer_normalizer import TextNormalizer, splits_characters
 
 UNKNOWN_LANGUAGE = "unknown"
 """Key of the per-language breakdown for utterances without a language."""

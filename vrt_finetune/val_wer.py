@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from vrt_finetune.metrics import error_counts
-from vrt_finetune.text_normalizer import TextNormalizer
 from vrt_finetune.tokenizer import StreamingTokenizer
+from vrt_finetune.wer_normalizer import TextNormalizer
 
 DecodeFn = Callable[[list[np.ndarray], int], list[str]]
 """``(waveforms (T_i,) float32, delay_ms) → transcripts``."""

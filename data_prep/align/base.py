@@ -1,14 +1,17 @@
-"""The aligner interface: spoken words + audio → one time span per word.
+"""The aligner interface: an utterance's spoken words + audio → one time span per word.
 
-Modelled on lhotse's ``ForcedAligner`` (``workflows/forced_alignment/base.py``): a backend
-implements :meth:`Aligner.align` for one utterance and, when it can, overrides
-:meth:`Aligner.align_batch` to push many utterances through its acoustic model at once. An
-utterance that cannot be aligned yields an :class:`AlignmentFailure` in the batch result (the
-pipeline counts and reports it) instead of stopping the corpus.
+Modelled on lhotse's ``ForcedAligner`` (``workflows/forced_alignment/base.py``): every aligner
+(whisperX, MMS, the timestamps the data already has) takes the same :class:`AlignRequest` and
+implements :meth:`Aligner.align` for one utterance; backends with an acoustic model override
+:meth:`Aligner.align_batch` to push many utterances through it at once. An utterance that cannot
+be aligned yields an :class:`AlignmentFailure` in the batch result (the pipeline counts and
+reports it) instead of stopping the corpus. What an aligner can do beyond that is asked of it:
+:meth:`Aligner.refusal` (can it take a request at all, before any work) and
+:meth:`Aligner.long_form` (its variant for recordings of any length, if it has one).
 
-Words receive already-normalised spoken words (``data_prep.text_norm``), never raw transcripts.
-Audio is mono float32 at :data:`~vrt_finetune.constants.SAMPLE_RATE`; times are seconds from
-the start of the utterance's audio.
+Requests carry already-normalised spoken words (``data_prep.spoken_form``), never raw
+transcripts. Audio is mono float32 at :data:`~vrt_finetune.constants.SAMPLE_RATE`; times are
+seconds from the start of the utterance's audio.
 """
 
 from __future__ import annotations
@@ -16,10 +19,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vrt_finetune.constants import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from data_prep.align.longform import LongFormOptions
+    from data_prep.spoken_form import NormWord
 
 
 @dataclass(frozen=True)
@@ -71,63 +79,116 @@ class AlignmentError(RuntimeError):
         self.failure = AlignmentFailure(reason, message)
 
 
-AlignItem = tuple[np.ndarray, list[str], str]
-"""One utterance for :meth:`Aligner.align_batch`: (audio ``(n_samples,)``, words, language)."""
+@dataclass(frozen=True, eq=False)  # eq=False: comparing ndarrays with == is not a bool
+class AlignRequest:
+    """One utterance to align: what every aligner reads from it.
+
+    The acoustic aligners read ``audio``, ``words`` and ``language``; the given-timestamps
+    aligner (:mod:`~data_prep.align.given`) reads ``given`` and ``written`` instead and only the
+    length of ``audio``.
+    """
+
+    audio: np.ndarray
+    """Mono waveform at ``SAMPLE_RATE``, shape ``(n_samples,)``."""
+    words: list[str]
+    """Normalised spoken words, in order (``"forty", "two"`` for a written ``"42"``)."""
+    language: str
+    """ISO 639-1 code of the utterance (``"en"``)."""
+    given: Sequence[AlignedWord] | None = None
+    """Word times the data already has (synthetic speech, whisperX JSON, CTM, TextGrid), for the
+    transcript's written words or close to them; ``None``: none."""
+    written: Sequence[NormWord] | None = None
+    """The transcript's written words with their spoken forms (``words`` is their ``spoken``
+    run together); lets given times for written words be shared by the words they are said as.
+    ``None``: unknown; given times are then matched to ``words`` by their letters."""
+
+    @property
+    def duration(self) -> float:
+        """Length of the audio in seconds."""
+        return audio_seconds(self.audio)
+
+
+AlignResult = list[AlignedWord] | AlignmentFailure
+"""Per request of :meth:`Aligner.align_batch`: its aligned words, or why it failed."""
 
 
 class Aligner(ABC):
     """Places spoken words in an utterance's audio."""
 
     name: str = "aligner"
-    """Short backend name, written into data cards and shard indexes."""
+    """Short backend name, for logs and reports."""
 
     @abstractmethod
-    def align(self, audio: np.ndarray, words: list[str], language: str) -> list[AlignedWord]:
+    def align(self, request: AlignRequest) -> list[AlignedWord]:
         """Align one utterance.
 
         Args:
-            audio: Mono waveform at ``SAMPLE_RATE``, shape ``(n_samples,)``.
-            words: Normalised spoken words, in order.
-            language: ISO 639-1 code of the utterance (``"en"``).
+            request: The utterance (audio ``(n_samples,)``, spoken words, language …).
 
         Returns:
-            One :class:`AlignedWord` per input word, in the same order.
+            One :class:`AlignedWord` per word of ``request.words``, in the same order.
 
         Raises:
             AlignmentError: the utterance cannot be aligned.
         """
 
-    def align_batch(self, items: Sequence[AlignItem]) -> list[list[AlignedWord] | AlignmentFailure]:
+    def align_batch(self, requests: Sequence[AlignRequest]) -> list[AlignResult]:
         """Align many utterances; a failed one yields an :class:`AlignmentFailure` in its place.
 
         The default aligns one utterance at a time; backends with an acoustic model override it
         to run several utterances through one forward pass.
 
         Args:
-            items: ``(audio (n_samples,), words, language)`` per utterance.
+            requests: The utterances.
 
         Returns:
-            Per item, in order: its aligned words or the reason it failed.
+            Per request, in order: its aligned words or the reason it failed.
         """
-        out: list[list[AlignedWord] | AlignmentFailure] = []
-        for audio, words, language in items:
+        out: list[AlignResult] = []
+        for request in requests:
             try:
-                out.append(self.align(audio, words, language))
+                out.append(self.align(request))
             except AlignmentError as err:
                 out.append(err.failure)
         return out
+
+    def refusal(self, request: AlignRequest) -> AlignmentFailure | None:
+        """Why this aligner cannot take ``request`` at all, found without aligning anything.
+
+        Lets a caller reject such an utterance before it takes a place in a batch; :meth:`align`
+        fails with the same reason. The default takes every request.
+
+        Returns:
+            The failure :meth:`align` would give, or ``None`` when the request can be aligned.
+        """
+        return None
+
+    def long_form(self, options: LongFormOptions | None = None) -> Aligner | None:
+        """This aligner's variant for recordings of any length, if it has one.
+
+        Recordings longer than a model can take in one pass (``aligner.max_seconds``) are
+        aligned window by window (:mod:`~data_prep.align.longform`); only aligners with a CTC
+        acoustic model can (:class:`~data_prep.align.ctc_aligner.CTCAligner`).
+
+        Args:
+            options: Window, chunk and skip settings; ``None``: the defaults.
+
+        Returns:
+            An aligner that takes requests of any length, or ``None``: this one cannot.
+        """
+        return None
 
 
 class BatchAligner(Aligner):
     """An aligner whose batched path is the primary one: ``align`` is a batch of one."""
 
     @abstractmethod
-    def align_batch(self, items: Sequence[AlignItem]) -> list[list[AlignedWord] | AlignmentFailure]:
+    def align_batch(self, requests: Sequence[AlignRequest]) -> list[AlignResult]:
         """Align utterances, several per forward pass (see :meth:`Aligner.align_batch`)."""
 
-    def align(self, audio: np.ndarray, words: list[str], language: str) -> list[AlignedWord]:
+    def align(self, request: AlignRequest) -> list[AlignedWord]:
         """Align one utterance (see :meth:`Aligner.align`)."""
-        result = self.align_batch([(audio, words, language)])[0]
+        result = self.align_batch([request])[0]
         if isinstance(result, AlignmentFailure):
             raise AlignmentError(result.reason, result.message)
         return result

@@ -1,9 +1,12 @@
-"""Timestamps the data already has: whisperX JSON, CTM and Praat TextGrid readers.
+"""Timestamps the data already has: whisperX JSON, CTM and Praat TextGrid readers, and the
+aligner that uses them.
 
 Each reader returns :class:`~data_prep.align.base.AlignedWord` lists (per utterance for CTM).
-:class:`GivenAligner` matches such words to the transcript's spoken words: in order, tolerant
+:class:`GivenAligner` puts a request's given times on its spoken words: a written word's span is
+shared by the words it is said as ("42" → "forty two"), or words are matched in order, tolerant
 to case and punctuation ("Hello," = "hello"); transcript words with no given counterpart get
 times from their neighbours (:func:`~data_prep.align.base.interpolate_missing`).
+:class:`GivenFirst` sends requests with given times to it and the others to an acoustic aligner.
 """
 
 from __future__ import annotations
@@ -14,11 +17,20 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from data_prep.align.base import (
+    AlignedWord,
+    Aligner,
+    AlignmentError,
+    AlignmentFailure,
+    AlignRequest,
+    AlignResult,
+    interpolate_missing,
+)
 
-from data_prep.align.base import AlignedWord, Aligner, audio_seconds, interpolate_missing
+if TYPE_CHECKING:
+    from data_prep.align.longform import LongFormOptions
 
 GIVEN_SCORE = 1.0
 """Score of a given time that carries no confidence of its own (TextGrid, CTM without one)."""
@@ -182,22 +194,104 @@ def match_given(
     return interpolate_missing(words, placed, duration)
 
 
-class GivenAligner(Aligner):
-    """An "aligner" over one utterance's given timestamps (no acoustic model).
-
-    Build one per utterance from a reader's output; :meth:`align` only uses the audio's
-    length.
+def share_written_spans(
+    given: Sequence[AlignedWord], written: Sequence[Sequence[str]]
+) -> list[AlignedWord]:
+    """Given times of written words, shared by the spoken words each is said as.
 
     Args:
-        given: The utterance's timed words (:func:`read_whisperx_json`, :func:`read_ctm`,
-            :func:`read_textgrid`).
+        given: One timed word per written word.
+        written: Per written word, its spoken words (none empty), same length as ``given``.
+
+    Returns:
+        The spoken words in order, each written word's span cut into equal parts, its score kept.
+    """
+    out = []
+    for spoken, g in zip(written, given, strict=True):
+        step = (g.end - g.start) / len(spoken)
+        out += [
+            AlignedWord(s, g.start + j * step, g.start + (j + 1) * step, g.score)
+            for j, s in enumerate(spoken)
+        ]
+    return out
+
+
+class GivenAligner(Aligner):
+    """Places words at the times the data already has (no acoustic model).
+
+    When the given words are the transcript's written words one for one (synthetic speech, most
+    CTM/TextGrid files), each written word's span is shared by its spoken words
+    (:func:`share_written_spans`); otherwise, or when the request does not say which written
+    words it has, words are matched by their letters (:func:`match_given`) and what cannot be
+    matched is interpolated and flagged. Only the audio's length is read.
+
+    A request without given times fails with ``no_timestamps`` (:meth:`refusal` says so before
+    any work). It has no long-form variant: given times need none.
     """
 
     name = "given"
 
-    def __init__(self, given: Sequence[AlignedWord]) -> None:
-        self.given = list(given)
+    def refusal(self, request: AlignRequest) -> AlignmentFailure | None:
+        """``no_timestamps`` for a request without given times (see :meth:`Aligner.refusal`)."""
+        if request.given is None:
+            return AlignmentFailure(
+                "no_timestamps", "aligner 'given' but the item has no word timestamps"
+            )
+        return None
 
-    def align(self, audio: np.ndarray, words: list[str], language: str) -> list[AlignedWord]:
-        """Match the given times to ``words`` (see :func:`match_given`)."""
-        return match_given(self.given, words, audio_seconds(audio))
+    def align(self, request: AlignRequest) -> list[AlignedWord]:
+        """The request's given times on its spoken words (see :meth:`Aligner.align`)."""
+        failure = self.refusal(request)
+        if failure is not None:
+            raise AlignmentError(failure.reason, failure.message)
+        assert request.given is not None
+        if request.written is not None:
+            written = [n.spoken for n in request.written if n.spoken]
+            if len(written) == len(request.given):
+                return share_written_spans(request.given, written)
+        return match_given(request.given, request.words, request.duration)
+
+
+class GivenFirst(Aligner):
+    """Given times where an utterance has them, an acoustic aligner for the others.
+
+    What ``vrt-prep`` builds for the ``whisperx`` and ``mms`` backends: a corpus may give word
+    times for some items (a CTM for part of it); those are used as they are, like the ``given``
+    backend would, and only the rest go through the acoustic model.
+
+    Args:
+        aligner: Aligns the requests without given times.
+    """
+
+    def __init__(self, aligner: Aligner) -> None:
+        self.aligner = aligner
+        self.given = GivenAligner()
+        self.name = aligner.name
+
+    def _route(self, request: AlignRequest) -> Aligner:
+        return self.aligner if request.given is None else self.given
+
+    def refusal(self, request: AlignRequest) -> AlignmentFailure | None:
+        """The refusal of the aligner the request goes to (see :meth:`Aligner.refusal`)."""
+        return self._route(request).refusal(request)
+
+    def align(self, request: AlignRequest) -> list[AlignedWord]:
+        """Align with the given times if the request has them, else with the acoustic aligner."""
+        return self._route(request).align(request)
+
+    def align_batch(self, requests: Sequence[AlignRequest]) -> list[AlignResult]:
+        """Requests with given times one by one, the others as one batch of the acoustic aligner
+        (its batches hold only utterances it aligns); results in request order."""
+        results: list[AlignResult | None] = [None] * len(requests)
+        for aligner in (self.given, self.aligner):
+            mine = [i for i, r in enumerate(requests) if self._route(r) is aligner]
+            if mine:
+                done = aligner.align_batch([requests[i] for i in mine])
+                for i, result in zip(mine, done, strict=True):
+                    results[i] = result
+        return results  # type: ignore[return-value]
+
+    def long_form(self, options: LongFormOptions | None = None) -> Aligner | None:
+        """The acoustic aligner's long-form variant, still behind given times (or ``None``)."""
+        inner = self.aligner.long_form(options)
+        return None if inner is None else GivenFirst(inner)

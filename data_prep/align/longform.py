@@ -46,11 +46,12 @@ from data_prep.align.base import (
     AlignedWord,
     Aligner,
     AlignmentError,
+    AlignRequest,
     as_waveform,
     interpolate_missing,
 )
+from data_prep.align.ctc_aligner import CTCAligner, LongFormBackend
 from data_prep.align.ctc_viterbi import ChunkPath, align_chunk
-from data_prep.align.longform_backends import LongFormBackend, long_form_backend
 from vrt_finetune.constants import SAMPLE_RATE
 
 
@@ -275,33 +276,45 @@ def plan_pieces(
 class LongFormAligner(Aligner):
     """Aligns recordings of any length with a CTC backend (whisperX or MMS), piece by piece.
 
+    What :meth:`CTCAligner.long_form <data_prep.align.ctc_aligner.CTCAligner.long_form>` gives.
+
     Args:
         aligner: A :class:`~data_prep.align.whisperx_backend.WhisperXAligner` or
             :class:`~data_prep.align.mms_backend.MMSAligner`; its model and settings are used.
         options: Window, chunk and skip settings.
+
+    Raises:
+        TypeError: ``aligner`` has no CTC model to compute emissions with.
     """
 
     name = "long-form"
 
     def __init__(self, aligner: Aligner, options: LongFormOptions | None = None) -> None:
+        if not isinstance(aligner, CTCAligner):
+            raise TypeError(f"long-form alignment needs a CTC aligner, not {aligner.name}")
         self.aligner = aligner
         self.name = f"{aligner.name}+long-form"
         self.options = options or LongFormOptions()
 
     def backend(self, language: str) -> LongFormBackend:
         """The backend's emissions, tokens and piece aligner for ``language``."""
-        return long_form_backend(self.aligner, language)
+        return self.aligner.long_form_backend(language)
 
-    def align(self, audio: np.ndarray, words: list[str], language: str) -> list[AlignedWord]:
+    def long_form(self, options: LongFormOptions | None = None) -> Aligner:
+        """Itself (with ``options`` if given): it already takes recordings of any length."""
+        return self if options is None else LongFormAligner(self.aligner, options)
+
+    def align(self, request: AlignRequest) -> list[AlignedWord]:
         """Align one recording of any length (see :meth:`Aligner.align`).
 
         A recording that fits in one window (with its right context) is aligned by the backend
         in one piece, as it would be without long-form alignment.
         """
-        wave = as_waveform(audio)
+        wave = as_waveform(request.audio)
+        words, language = request.words, request.language
         o = self.options
         if len(wave) <= (o.window_seconds + o.context_seconds) * SAMPLE_RATE:
-            return self.aligner.align(wave, words, language)
+            return self.aligner.align(AlignRequest(wave, words, language))
         backend = self.backend(language)
         tokens = _word_tokens(backend, words)  # checked before an hour of forward passes
         window = round((o.window_seconds + 2 * o.context_seconds) * SAMPLE_RATE)

@@ -27,13 +27,13 @@ from torch import nn
 
 from data_prep.align.base import (
     AlignedWord,
-    AlignItem,
     AlignmentError,
-    AlignmentFailure,
-    BatchAligner,
+    AlignRequest,
+    AlignResult,
     as_waveform,
     interpolate_missing,
 )
+from data_prep.align.ctc_aligner import CTCAligner, LongFormBackend
 from data_prep.align.ctc_batch import (
     ModelKind,
     ctc_log_probs,
@@ -155,7 +155,7 @@ def emissions_to_words(
     return interpolate_missing(words, placed, duration)
 
 
-class MMSAligner(BatchAligner):
+class MMSAligner(CTCAligner):
     """CTC forced alignment of romanised text with any wav2vec2-style CTC model.
 
     Args:
@@ -285,26 +285,55 @@ class MMSAligner(BatchAligner):
         x = [self._model_input(w) for w in waves]
         return ctc_log_probs(self.model, self.kind, x, self.device)
 
-    def align_batch(self, items: Sequence[AlignItem]) -> list[list[AlignedWord] | AlignmentFailure]:
+    def long_form_backend(self, language: str) -> LongFormBackend:
+        """MMS's model, romanisation and ``forced_align`` for long-form alignment (one model
+        serves every language)."""
+        return _MMSLongForm(self, language)
+
+    def align_batch(self, requests: Sequence[AlignRequest]) -> list[AlignResult]:
         """Align utterances, several per forward pass (see :meth:`Aligner.align_batch`)."""
-        waves = [self._model_input(audio) for audio, _, _ in items]
-        results: list[list[AlignedWord] | AlignmentFailure | None] = [None] * len(items)
+        waves = [self._model_input(r.audio) for r in requests]
+        results: list[AlignResult | None] = [None] * len(requests)
         for batch in plan_batches(
             [len(w) for w in waves], self.max_batch_samples, self.batch_size, self.max_padding
         ):
             logits = ctc_logits(self.model, self.kind, [waves[i] for i in batch], self.device)
             for i, item_logits in zip(batch, logits, strict=True):
-                _, words, _ = items[i]
                 try:
                     results[i] = emissions_to_words(
                         item_logits,
-                        words,
+                        requests[i].words,
                         self.char_ids,
                         blank=self.blank,
-                        n_samples=len(items[i][0]),
+                        n_samples=len(requests[i].audio),
                         delimiter_id=self.delimiter_id,
                         frame_hop=self.frame_hop,
                     )
                 except AlignmentError as err:
                     results[i] = err.failure
         return results  # type: ignore[return-value]
+
+
+class _MMSLongForm(LongFormBackend):
+    """What long-form alignment needs of an :class:`MMSAligner`."""
+
+    def __init__(self, aligner: MMSAligner, language: str) -> None:
+        super().__init__(aligner, language)
+        self.mms = aligner
+        self.blank, self.hop = aligner.blank, aligner.frame_hop
+
+    def word_tokens(self, words: Sequence[str]) -> list[list[int]]:
+        ids = self.mms.char_ids
+        return [[ids[c] for c in romanize(w, ids)] for w in words]
+
+    def align_piece(self, log_probs: torch.Tensor, words: Sequence[str]) -> list[AlignedWord]:
+        a = self.mms
+        return emissions_to_words(
+            log_probs,
+            words,
+            a.char_ids,
+            blank=a.blank,
+            n_samples=len(log_probs) * self.hop,
+            delimiter_id=a.delimiter_id,
+            frame_hop=self.hop,
+        )

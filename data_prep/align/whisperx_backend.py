@@ -31,17 +31,19 @@ from torch import nn
 
 from data_prep.align.base import (
     AlignedWord,
-    AlignItem,
     AlignmentError,
     AlignmentFailure,
-    BatchAligner,
+    AlignRequest,
+    AlignResult,
     as_waveform,
     interpolate_missing,
 )
+from data_prep.align.ctc_aligner import CTCAligner, LongFormBackend
 from data_prep.align.ctc_batch import (
     ctc_log_probs,
     ctc_logits,
     default_max_padding,
+    frame_hop_samples,
     plan_batches,
 )
 from data_prep.nltk_data import ensure_punkt_tab
@@ -188,7 +190,7 @@ def reference_align(
     return wxa.align([segment], model, metadata, as_waveform(audio), device)["word_segments"]
 
 
-class WhisperXAligner(BatchAligner):
+class WhisperXAligner(CTCAligner):
     """whisperX alignment, batched through its wav2vec2 model.
 
     Args:
@@ -289,20 +291,24 @@ class WhisperXAligner(BatchAligner):
         x = [torch.from_numpy(as_waveform(w)) for w in waves]
         return ctc_log_probs(model, metadata["type"], x, self.device)
 
-    def align_batch(self, items: Sequence[AlignItem]) -> list[list[AlignedWord] | AlignmentFailure]:
+    def long_form_backend(self, language: str) -> LongFormBackend:
+        """whisperX's model, dictionary and trellis for long-form alignment of ``language``."""
+        return _WhisperXLongForm(self, language)
+
+    def align_batch(self, requests: Sequence[AlignRequest]) -> list[AlignResult]:
         """Align utterances, several per wav2vec2 forward pass (see :meth:`Aligner.align_batch`)."""
-        results: list[list[AlignedWord] | AlignmentFailure | None] = [None] * len(items)
+        results: list[AlignResult | None] = [None] * len(requests)
         by_language: dict[str, list[tuple[int, _Job, torch.Tensor]]] = {}
-        for i, (audio, words, language) in enumerate(items):
-            wave = as_waveform(audio)
+        for i, r in enumerate(requests):
+            wave = as_waveform(r.audio)
             # whisperX's own sample range for a segment ending at n / SAMPLE_RATE.
             wave = wave[: int(len(wave) / SAMPLE_RATE * SAMPLE_RATE)]
             try:
-                job = _make_job(words, language, len(audio))
+                job = _make_job(r.words, r.language, len(r.audio))
             except AlignmentError as err:
                 results[i] = err.failure
                 continue
-            by_language.setdefault(language, []).append((i, job, torch.from_numpy(wave)))
+            by_language.setdefault(r.language, []).append((i, job, torch.from_numpy(wave)))
         for language, jobs in by_language.items():
             try:
                 model, metadata = self.model_for(language)
@@ -319,7 +325,7 @@ class WhisperXAligner(BatchAligner):
         model: nn.Module,
         metadata: dict,
         jobs: list[tuple[int, _Job, torch.Tensor]],
-        results: list[list[AlignedWord] | AlignmentFailure | None],
+        results: list[AlignResult | None],
     ) -> None:
         for i, job, wave in jobs:
             if len(wave) < MIN_MODEL_SAMPLES:
@@ -341,8 +347,42 @@ class WhisperXAligner(BatchAligner):
 
     def _finish(
         self, job: _Job, model: Any, metadata: dict, audio: torch.Tensor, device: str
-    ) -> list[AlignedWord] | AlignmentFailure:
+    ) -> AlignResult:
         try:
             return _run_whisperx(job, model, metadata, audio, device, self.interpolate_method)
         except AlignmentError as err:
             return err.failure
+
+
+class _WhisperXLongForm(LongFormBackend):
+    """What long-form alignment needs of a :class:`WhisperXAligner` for one language."""
+
+    def __init__(self, aligner: WhisperXAligner, language: str) -> None:
+        super().__init__(aligner, language)
+        self.interpolate_method = aligner.interpolate_method
+        try:
+            self.model, self.metadata = aligner.model_for(language)
+        except (ValueError, OSError) as err:
+            raise AlignmentError("no_align_model", f"{language}: {err}") from err
+        self.dictionary = self.metadata["dictionary"]
+        # whisperX's own rule for its blank
+        self.blank = next((i for c, i in self.dictionary.items() if c in ("[pad]", "<pad>")), 0)
+        self.hop = frame_hop_samples(self.model, self.metadata["type"])
+
+    def word_tokens(self, words: Sequence[str]) -> list[list[int]]:
+        # whisperX lower-cases each character and aligns those in the dictionary; the others
+        # get its wildcard column in `align_piece` but no token here, nor does "|".
+        d = self.dictionary
+        ids = [[d[c] for c in w.lower() if c in d and c not in " |"] for w in words]
+        return [[i for i in w if i != self.blank] for w in ids]
+
+    def align_piece(self, log_probs: torch.Tensor, words: Sequence[str]) -> list[AlignedWord]:
+        # n_samples = frames * hop: whisperX's time per frame (duration / frames) is one hop.
+        return emissions_to_words(
+            log_probs,
+            words,
+            self.language,
+            self.metadata,
+            len(log_probs) * self.hop,
+            self.interpolate_method,
+        )

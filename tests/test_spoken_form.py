@@ -1,4 +1,4 @@
-"""Tests of data_prep.text_norm: reading, cleaning, and written → spoken normalisation."""
+"""Tests of data_prep.spoken_form: reading, cleaning, and written → spoken normalisation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.text_norm import (
+from data_prep.spoken_form import (
     NormWord,
     TranscriptError,
     clean_transcript,

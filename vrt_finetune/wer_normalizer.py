@@ -1,4 +1,4 @@
-"""Text normalisation before scoring: Whisper's English normaliser, a basic one for the rest.
+"""WER normalisation before scoring: Whisper's English normaliser, a basic one for the rest.
 
 WER compares words, so both the reference and the hypothesis are normalised first, the same way,
 by the language of the reference:
@@ -20,7 +20,8 @@ by the language of the reference:
   Cantonese): after the basic normaliser, every character becomes its own unit, so the "WER" of
   these languages is a character error rate over the text without spaces (Whisper's convention).
 
-The output is always a string of space-separated units, ready for ``jiwer``.
+The output is always a string of space-separated units, ready for ``jiwer``. (Turning
+transcripts into the words an aligner hears is another job: :mod:`data_prep.spoken_form`.)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Transcripts: read them, clean them, and map each written word to the words actually spoken.
+"""Spoken forms for the aligner: read and clean transcripts, map written words to what is said.
 
 The aligner needs what was *said* ("forty two"), training targets keep what was *written*
 ("42,"). :func:`normalize_transcript` returns one :class:`NormWord` per written unit holding
@@ -17,7 +17,8 @@ apostrophes kept inside words. Languages ``num2words`` lacks keep numbers as dig
 Chinese, spelled here. Hebrew, Arabic and other scripts pass through letter by letter.
 
 The spelling of numbers, currencies and symbols (Chinese included) lives in
-:mod:`data_prep.spell_numbers`.
+:mod:`data_prep.spoken_numbers`. Scoring a model's output is another job, with its own rules:
+:mod:`vrt_finetune.wer_normalizer`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from data_prep.errors import ItemError
-from data_prep.spell_numbers import (
+from data_prep.spoken_numbers import (
     CURRENCY,
     NUMBER,
     SYMBOL_WORDS,

@@ -3,7 +3,7 @@
 :func:`number_words` reads one number matched by :data:`NUMBER` ("42", "-3,5", "$5", "1990s",
 "3rd", "50%") the way the transcript's language says it, with ``num2words`` (or, for Chinese,
 the speller here); :data:`SYMBOL_WORDS` and :func:`currency_unit` give the words for "&", "+",
-"%" and a lone currency sign. Kept apart from :mod:`data_prep.text_norm`, which reads and cleans
+"%" and a lone currency sign. Kept apart from :mod:`data_prep.spoken_form`, which reads and cleans
 transcripts and cuts them into written units: this is the per-language spelling it calls on.
 """
 
