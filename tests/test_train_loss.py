@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from vrt_finetune.layout import IGNORE_INDEX
 from vrt_finetune.loss import lm_loss
@@ -68,3 +69,25 @@ def test_no_targets_is_zero_but_connected() -> None:
     assert out.loss.item() == 0.0 and out.n_tokens == 0
     out.loss.backward()
     assert hidden.grad is not None and not hidden.grad.any()
+
+
+@pytest.mark.parametrize("no_grad", [torch.no_grad, torch.inference_mode])
+def test_no_gradient_work_when_grad_mode_is_off(no_grad) -> None:
+    """Validation (grad mode off) with a trainable head: the forward matmuls only, same values.
+
+    ``needs_input_grad`` follows ``requires_grad``, which a trainable head keeps under
+    ``no_grad``: the head's fp32 ``vocab × hidden`` gradient would be one more matmul per chunk.
+    """
+    hidden, weight, labels = _inputs(torch.float32)
+    n, (v, h) = int((labels != IGNORE_INDEX).sum()), weight.shape
+    forward_flops = 2 * n * v * h  # hidden @ weight.T
+    with FlopCounterMode(display=False) as flops:
+        train = lm_loss(hidden, weight, labels, chunk_tokens=4)
+    assert flops.get_total_flops() == 3 * forward_flops  # + ∂/∂hidden and ∂/∂weight in the pass
+    with no_grad(), FlopCounterMode(display=False) as flops:
+        val = lm_loss(hidden, weight, labels, chunk_tokens=4)
+    assert weight.requires_grad and hidden.requires_grad
+    assert flops.get_total_flops() == forward_flops
+    assert not val.loss.requires_grad
+    assert torch.equal(val.loss, train.loss.detach())
+    assert torch.equal(val.ce, train.ce) and torch.equal(val.z_loss, train.z_loss)
