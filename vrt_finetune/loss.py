@@ -105,8 +105,11 @@ class _ChunkedHeadLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor, *_unused: torch.Tensor):  # type: ignore[override]
         grad_h, grad_w = ctx.saved_tensors
-        # grad_loss is 1 / accumulate_grad_batches (or an AMP scale): a scalar multiple.
-        gh = grad_h * grad_loss.to(grad_h.dtype) if grad_h is not None else None
+        # grad_loss is 1 / accumulate_grad_batches (or an AMP scale): a scalar multiple. Multiply
+        # in its fp32, then cast: GradScaler's 65536 is past fp16's 65504 (inf, then NaN grads).
+        gh = None
+        if grad_h is not None:
+            gh = (grad_h.to(grad_loss.dtype) * grad_loss).to(grad_h.dtype)
         gw = (grad_w * grad_loss).to(ctx.weight_dtype) if grad_w is not None else None
         return gh, gw, None, None, None, None, None, None
 
