@@ -10,6 +10,7 @@ from transformers import VoxtralRealtimeFeatureExtractor
 from vrt_finetune import constants as C
 from vrt_finetune.decode import Decoded, DecodedWord, StreamingSession, greedy_decode, parse_stream
 from vrt_finetune.features import LogMel
+from vrt_finetune.layout import IGNORE_INDEX, layout_example
 from vrt_finetune.model import build_model, tiny_config
 from vrt_finetune.prompt import pad_audio, streaming_prompt
 from vrt_finetune.targets import build_targets
@@ -80,23 +81,95 @@ def test_streaming_equals_teacher_forced_full_forward(tokenizer, lively_model, d
     torch.testing.assert_close(torch.cat(steps), full, rtol=0, atol=1e-4 * full.abs().max().item())
 
 
-def test_matches_transformers_generate(tokenizer, lively_model) -> None:
-    """transformers' own ``generate`` (a different cached path) writes the same ids."""
-    audio, delay_ms = _audio(1.5, seed=2), 240
+def _vllm_realtime_forwards(tokenizer, n_samples: int, delay_ms: int) -> int:
+    """Forwards vLLM's realtime server runs on an utterance of ``n_samples``: one id each.
+
+    An independent replay of ``VoxtralRealtimeBuffer`` in vllm-project/vllm
+    (``vllm/model_executor/models/voxtral_realtime.py``: ``_generate_frame_size_and_num_tokens``
+    and ``get_input_stream``), fed as ``buffer_realtime_audio`` feeds it: ``mistral_common``'s
+    ``get_padding_audio`` silence around the raw samples. Chunk 0 carries the ``P`` prompt tokens,
+    each later chunk one 80 ms token; every chunk also takes ``streaming_look_ahead_ms`` of the
+    audio after it (and ``streaming_look_back_ms`` before it), and the stream ends at the first
+    chunk the audio cannot fill. Each chunk is one engine forward, which writes one id.
+    """
+    cfg = tokenizer.audio_config
+    left, right = tokenizer.mistral.instruct_tokenizer.audio_encoder.get_padding_audio(delay_ms)
+    total = len(left.audio_array) + n_samples + len(right.audio_array)
+
+    def ms_to_samples(ms: float) -> int:
+        return int(cfg.sampling_rate * ms / 1000)
+
+    look_ahead = ms_to_samples(cfg.streaming_look_ahead_ms)
+    look_back = ms_to_samples(cfg.streaming_look_back_ms)
+    step = ms_to_samples(1000 / cfg.frame_rate)
+    start, end = 0, len(streaming_prompt(tokenizer, delay_ms)) * cfg.raw_audio_length_per_tok
+    leftover_start = 0  # where vLLM's ``_leftover`` begins in the whole padded stream
+    forwards = 0
+    while True:
+        frame_start = max(start - look_back, 0)
+        frame_size = end + look_ahead - frame_start
+        if total - leftover_start < frame_size:  # the queue runs dry: ``return``
+            return forwards
+        leftover_start += frame_size - look_ahead - look_back  # ``stride``
+        forwards += 1
+        start, end = end, end + step
+
+
+@pytest.mark.filterwarnings("ignore:Using the model-agnostic default `max_length`")
+@pytest.mark.parametrize(
+    ("seconds", "delay_ms"), [(1.28, 480), (0.7, 80), (2.3, 960), (0.05, 240), (1.5, 2400)]
+)
+def test_stops_where_transformers_generate_and_vllm_stop(
+    tokenizer, lively_model, seconds: float, delay_ms: int
+) -> None:
+    """As many ids as transformers' ``generate`` and vLLM's realtime buffer, and the same ids.
+
+    The last id any of them writes is predicted at the second-to-last audio token, the last
+    position training puts a label on (``layout_example``); one step more would read a position
+    that training never supervises.
+    """
+    audio = _audio(seconds, seed=2)
+    # vLLM's realtime stream is not rounded to whole tokens: when the speech ends 1-39 samples
+    # into a token, that token lacks its look-ahead and vLLM stops one chunk earlier than the
+    # offline paths (transformers, ours), which round up first. The durations avoid that case.
+    assert len(audio) % C.SAMPLES_PER_TOKEN == 0 or len(audio) % C.SAMPLES_PER_TOKEN >= 40
     got = greedy_decode(lively_model, tokenizer, [audio], delay_ms)[0]
+    assert tokenizer.eos_id not in got.ids, "the lengths below assume no early EOS"
+    assert len(set(got.ids)) >= 3, "test model too dull to tell outputs apart"
+
     features = _features(tokenizer, audio, delay_ms)
     prompt = torch.tensor([streaming_prompt(tokenizer, delay_ms)])
-    # generate stops one id earlier: it never runs the last audio token
-    n_new = features.shape[-1] // C.MEL_FRAMES_PER_TOKEN - prompt.shape[1]
+    # no length given: generate runs to max_length = audio tokens (prompt included)
     ref = lively_model.generate(
         input_ids=prompt,
         input_features=features,
         num_delay_tokens=delay_ms // C.TOKEN_MS,
         do_sample=False,
-        max_new_tokens=n_new,
+        eos_token_id=tokenizer.eos_id,
     )[0, prompt.shape[1] :].tolist()
-    assert ref == got.ids[: len(ref)]
-    assert len(ref) in (n_new, len(got.ids))  # full length, or both stopped at EOS
+    assert got.ids == ref
+
+    n_audio_tokens = features.shape[-1] // C.MEL_FRAMES_PER_TOKEN
+    assert len(got.ids) == n_audio_tokens - prompt.shape[1]
+    assert len(got.ids) == _vllm_realtime_forwards(tokenizer, len(audio), delay_ms)
+
+
+def test_one_id_per_training_label(tokenizer, tiny_model) -> None:
+    """The issue's case: 1.28 s at 480 ms is 65 audio tokens after a 39-token prompt: 26 ids, as
+    many as the training layout has labels (vLLM's realtime buffer: 26 forwards)."""
+    audio = _audio(1.28, seed=0)
+    got = greedy_decode(tiny_model, tokenizer, [audio], 480)[0]
+    assert tokenizer.eos_id not in got.ids
+    example = layout_example(
+        [tokenizer.pad_id] * C.samples_to_tokens_ceil(len(audio)),
+        audio,
+        bos_id=tokenizer.bos_id,
+        pad_id=tokenizer.pad_id,
+        n_left_pad_tokens=tokenizer.n_left_pad_tokens,
+        delay_ms=480,
+    )
+    n_labels = int((example.labels != IGNORE_INDEX).sum())
+    assert len(got.ids) == n_labels == _vllm_realtime_forwards(tokenizer, len(audio), 480) == 26
 
 
 def test_later_audio_never_changes_earlier_output(tokenizer, lively_model) -> None:
@@ -156,8 +229,9 @@ def test_batched_equals_unbatched(tokenizer, lively_model) -> None:
     assert greedy_decode(lively_model, tokenizer, audios, 480, batch_size=4) == one_by_one
     assert greedy_decode(lively_model, tokenizer, audios, 480, batch_size=3) == one_by_one
     for audio, got in zip(audios, one_by_one, strict=True):
-        # each row ran to its own end: one id per audio token past the prompt, or up to EOS
-        n_ids = C.samples_to_tokens_ceil(len(audio)) + C.OFFLINE_RIGHT_PAD_EXTRA_TOKENS + 1
+        # each row ran to its own end: one id per audio token past the prompt but the last, or
+        # up to EOS
+        n_ids = C.samples_to_tokens_ceil(len(audio)) + C.OFFLINE_RIGHT_PAD_EXTRA_TOKENS
         assert len(got.ids) == n_ids or got.ids[-1] == tokenizer.eos_id
 
 
@@ -175,7 +249,7 @@ def test_session_fixture_model_runs_and_restores_mode(tokenizer, tiny_model) -> 
         assert tiny_model.training
     finally:
         tiny_model.eval()
-    assert [len(g.ids) for g in got] == [7 + 11, 12 + 11]
+    assert [len(g.ids) for g in got] == [7 + 10, 12 + 10]
     assert all(isinstance(g.text, str) for g in got)
 
 

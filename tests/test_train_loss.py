@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from vrt_finetune.layout import IGNORE_INDEX
 from vrt_finetune.loss import lm_loss
@@ -68,3 +69,49 @@ def test_no_targets_is_zero_but_connected() -> None:
     assert out.loss.item() == 0.0 and out.n_tokens == 0
     out.loss.backward()
     assert hidden.grad is not None and not hidden.grad.any()
+
+
+@pytest.mark.parametrize("no_grad", [torch.no_grad, torch.inference_mode])
+def test_no_gradient_work_when_grad_mode_is_off(no_grad) -> None:
+    """Validation (grad mode off) with a trainable head: the forward matmuls only, same values.
+
+    ``needs_input_grad`` follows ``requires_grad``, which a trainable head keeps under
+    ``no_grad``: the head's fp32 ``vocab × hidden`` gradient would be one more matmul per chunk.
+    """
+    hidden, weight, labels = _inputs(torch.float32)
+    n, (v, h) = int((labels != IGNORE_INDEX).sum()), weight.shape
+    forward_flops = 2 * n * v * h  # hidden @ weight.T
+    with FlopCounterMode(display=False) as flops:
+        train = lm_loss(hidden, weight, labels, chunk_tokens=4)
+    assert flops.get_total_flops() == 3 * forward_flops  # + ∂/∂hidden and ∂/∂weight in the pass
+    with no_grad(), FlopCounterMode(display=False) as flops:
+        val = lm_loss(hidden, weight, labels, chunk_tokens=4)
+    assert weight.requires_grad and hidden.requires_grad
+    assert flops.get_total_flops() == forward_flops
+    assert not val.loss.requires_grad
+    assert torch.equal(val.loss, train.loss.detach())
+    assert torch.equal(val.ce, train.ce) and torch.equal(val.z_loss, train.z_loss)
+
+
+def test_fp16_hidden_survives_the_grad_scalers_scale() -> None:
+    """``precision: 16-mixed`` on an fp16 model: GradScaler's 65536 must not become fp16 inf.
+
+    The backward is ``grad_h × grad_loss``; 65536 is past fp16's largest finite value (65504),
+    so the product is taken in fp32 and only then cast to the hidden states' dtype.
+    """
+    hidden, weight, labels = _inputs(torch.float32, seed=1)
+    weight = weight.detach() * 0.25  # frozen head; keeps 65536 × the gradient below 65504
+    hidden16 = hidden.detach().half().requires_grad_()
+    scaler = torch.amp.GradScaler("cpu")
+    assert scaler.get_scale() == 65536.0  # the default, as Lightning's 16-mixed creates it
+    out = lm_loss(hidden16, weight.half(), labels, chunk_tokens=4)
+    scaler.scale(out.loss).backward()
+    got = hidden16.grad
+    assert got.dtype == torch.float16
+    assert got.isfinite().all(), f"{(~got.isfinite()).sum()} non-finite gradient entries"
+
+    hidden32 = hidden16.detach().float().requires_grad_()  # the same (fp16-rounded) inputs
+    ref, _, _ = reference(hidden32, weight.half().float(), labels, 1e-4, None, 1.0)
+    (want,) = torch.autograd.grad(ref * 65536.0, [hidden32])
+    assert want.abs().max() < torch.finfo(torch.float16).max  # representable: finite is right
+    torch.testing.assert_close(got.float(), want, rtol=1e-2, atol=1e-2 * want.abs().max().item())

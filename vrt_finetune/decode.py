@@ -7,12 +7,18 @@ then runs one position per audio token::
 
     prefill   positions 0 … P-1  (prompt ids, audio tokens 0 … P-1)  → token for position P
     step k    position k         (token k,    audio token k)         → token for position k + 1
-              for k = P … n_audio_tokens - 1
+              for k = P … n_audio_tokens - 2
 
-so an utterance whose padded audio has ``n`` tokens gets ``n - P + 1`` generated ids (the last
-one predicted from the whole audio), unless it writes EOS first. The decoder KV ``cache``, the
-encoder's own KV ``encoder_cache`` and the causal convolutions' ``padding_cache`` are carried
-from step to step, so each step costs one position of the encoder and of the decoder.
+so an utterance whose padded audio has ``n`` tokens gets ``n - P`` generated ids, the last one
+predicted at audio token ``n - 2``, unless it writes EOS first. That is where the serving stack
+stops: transformers' ``generate`` runs to ``max_length = n`` (prompt included), and vLLM's
+realtime buffer runs one forward per 80 ms chunk whose look-ahead samples (2.5 ms of the next
+token) have arrived, so the last audio token, which has none, is never fed. It is also the last
+position the training layout (``vrt_finetune.layout``) puts a label on: a further step would
+predict an id at a position training never supervises, and text written there would land in the
+transcript ``vrt-eval`` scores. The decoder KV ``cache``, the encoder's own KV ``encoder_cache``
+and the causal convolutions' ``padding_cache`` are carried from step to step, so each step costs
+one position of the encoder and of the decoder.
 
 NOTE (front end): the log-mel is computed once over the whole padded audio and sliced into
 ``MEL_FRAMES_PER_TOKEN`` frames per step, which is exactly what the full-utterance forward (and
@@ -264,8 +270,9 @@ def greedy_decode(
     """Transcribe utterances with greedy frame-synchronous streaming decoding.
 
     Each utterance is padded the offline way (``pad_audio``: ``L`` silent tokens before,
-    ``(d + 1) + 10`` after) and decoded until the end of its padded audio or EOS. Utterances are
-    batched by length (longest first) to waste few steps on padding; results keep input order.
+    ``(d + 1) + 10`` after) and decoded up to its padded audio's second-to-last token (where
+    transformers and vLLM stop, and training's last label sits) or EOS. Utterances are batched
+    by length (longest first) to waste few steps on padding; results keep input order.
 
     Args:
         model: a Voxtral Realtime model; put in eval mode for the call, then restored.
@@ -273,7 +280,7 @@ def greedy_decode(
         audios: ``(T_i,)`` float 16 kHz mono waveforms.
         delay_ms: transcription delay, 80-2400 ms in 80 ms steps.
         max_new_tokens: cap on generated ids per utterance (default: to the end of the audio,
-            ``ceil(T_i / 1280) + 11`` ids).
+            ``ceil(T_i / 1280) + 10`` ids).
         batch_size: utterances per forward.
 
     Returns:
@@ -294,7 +301,8 @@ def greedy_decode(
     n_left = tokenizer.n_left_pad_tokens
     prompt_len = 1 + n_left + d
     padded = [pad_audio(np.asarray(a, dtype=np.float32), n_left, delay_ms) for a in audios]
-    limits = [len(a) // C.SAMPLES_PER_TOKEN - prompt_len + 1 for a in padded]
+    # one id per audio token after the prompt but the last (module docstring)
+    limits = [len(a) // C.SAMPLES_PER_TOKEN - prompt_len for a in padded]
     if max_new_tokens is not None:
         limits = [min(n, max_new_tokens) for n in limits]
 

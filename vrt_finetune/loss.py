@@ -6,7 +6,8 @@ of 8 × 400 positions makes 1.7 GB of fp32 logits plus as much again for their g
 of those positions (the prompt) carry no target. Here only target positions are projected, a
 chunk of ``chunk_tokens`` rows at a time, and the gradients w.r.t. the hidden states (and the
 head weight, when it trains) are computed in the same pass, so only one chunk of fp32 logits
-exists at any time and nothing of vocabulary size is kept for backward.
+exists at any time and nothing of vocabulary size is kept for backward. Under ``no_grad`` /
+``inference_mode`` (validation) the pass does the forward matmuls only, trainable head or not.
 
 Per target position i with logits x_i (fp32), lse_i = logsumexp(x_i), token weight w_i (1, or
 ``pad_weight`` for [P] targets)::
@@ -59,8 +60,12 @@ class _ChunkedHeadLoss(torch.autograd.Function):
         ce_norm: torch.Tensor,  # () Σ w_i
         z_coef: float,
         chunk: int,
+        grad_enabled: bool,  # torch.is_grad_enabled() at the call site
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        # needs_input_grad follows requires_grad, which a trainable head keeps under no_grad
+        # (validation); grad mode itself is always off in here, so the caller passes it in.
+        need_h = grad_enabled and ctx.needs_input_grad[0]
+        need_w = grad_enabled and ctx.needs_input_grad[1]
         n = hidden.shape[0]
         acc = torch.promote_types(hidden.dtype, torch.float32)
         ce_sum = torch.zeros((), dtype=acc, device=hidden.device)
@@ -100,10 +105,13 @@ class _ChunkedHeadLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor, *_unused: torch.Tensor):  # type: ignore[override]
         grad_h, grad_w = ctx.saved_tensors
-        # grad_loss is 1 / accumulate_grad_batches (or an AMP scale): a scalar multiple.
-        gh = grad_h * grad_loss.to(grad_h.dtype) if grad_h is not None else None
+        # grad_loss is 1 / accumulate_grad_batches (or an AMP scale): a scalar multiple. Multiply
+        # in its fp32, then cast: GradScaler's 65536 is past fp16's 65504 (inf, then NaN grads).
+        gh = None
+        if grad_h is not None:
+            gh = (grad_h.to(grad_loss.dtype) * grad_loss).to(grad_h.dtype)
         gw = (grad_w * grad_loss).to(ctx.weight_dtype) if grad_w is not None else None
-        return gh, gw, None, None, None, None, None
+        return gh, gw, None, None, None, None, None, None
 
 
 def lm_loss(
@@ -144,5 +152,7 @@ def lm_loss(
         zero = hidden.sum() * 0.0  # keeps every rank's graph connected under DDP
         return LossOutput(zero, zero.detach(), zero.detach(), 0, weight_sum)
     ce_norm = weight_sum.clamp_min(torch.finfo(torch.float32).tiny)
-    loss, ce, z = _ChunkedHeadLoss.apply(h, weight, y, token_w, ce_norm, z_loss_coef, chunk_tokens)
+    loss, ce, z = _ChunkedHeadLoss.apply(
+        h, weight, y, token_w, ce_norm, z_loss_coef, chunk_tokens, torch.is_grad_enabled()
+    )
     return LossOutput(loss, ce, z, n, weight_sum)
