@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 from test_train_data import write_shards
 
 from vrt_finetune.testing import save_tiny_checkpoint
@@ -58,3 +61,37 @@ def test_ddp_two_ranks_disjoint_data_identical_adapters(tokenizer, tmp_path: Pat
     assert ranks[0]["params"] == ranks[1]["params"]
     assert (ckpt / "step=000003.ckpt").is_file()
     assert (ckpt / "step=000003-adapter" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_a_dead_rank_does_not_hang_the_other(tokenizer, tmp_path: Path) -> None:
+    """Rank 1 is killed (SIGKILL) mid-run: rank 0 exits non-zero within a bounded time (gloo
+    reports the closed connection at the next collective) with a message naming the cause."""
+    model = save_tiny_checkpoint(tmp_path / "model", tokenizer)
+    write_shards(tmp_path / "shards", tokenizer, n_shards=4, per_shard=10)
+    ckpt = tmp_path / "ckpt"
+    cmd = [
+        sys.executable, "-m", "vrt_finetune.train", "fit",
+        "--config", "recipes/train/tiny_cpu.yaml",
+        f"--model.base_model={model}", "--model.wer_samples=0",
+        f"--data.train_shards={tmp_path / 'shards' / 'train'}", "--data.val_shards=null",
+        "--data.batching.batch_seconds=5", "--data.num_workers=0", "--data.shuffle_buffer=4",
+        "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.max_steps=100000",
+        "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path / 'run'}",
+        f"--checkpoint.dirpath={ckpt}", "--checkpoint.every_n_train_steps=2",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 240
+    while not (ckpt / "step=000002.ckpt").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "training did not start"
+        time.sleep(0.1)
+    (rank1,) = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    os.kill(int(rank1), signal.SIGKILL)
+    t0 = time.monotonic()
+    _, stderr = proc.communicate(timeout=120)
+    waited = time.monotonic() - t0
+    assert proc.returncode not in (0, None), stderr[-2000:]
+    assert waited < 60, f"rank 0 took {waited:.0f} s to notice"
+    assert "another rank stopped" in stderr, stderr[-2000:]

@@ -218,6 +218,17 @@ class VrtCLI(LightningCLI):
         parser.add_lightning_class_args(Preemption, "preemption")
 
 
+def _peer_failure(err: BaseException) -> bool:
+    """A collective that failed because another rank died (gloo: the connection closed; NCCL:
+    a watchdog timeout or a remote error), rather than a bug in this rank."""
+    import torch.distributed as dist
+
+    text = str(err)
+    return isinstance(err, getattr(dist, "DistBackendError", ())) or any(
+        s in text for s in ("Connection closed by peer", "Connection reset by peer", "Watchdog")
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``vrt-train``; returns the process exit status."""
     if not logging.getLogger().handlers:
@@ -242,6 +253,16 @@ def main(argv: list[str] | None = None) -> int:
     ) as err:
         log.debug("vrt-train failed", exc_info=True)  # the traceback, with DEBUG logging on
         print(f"vrt-train: error: {err}", file=sys.stderr)
+        return 1
+    except RuntimeError as err:
+        if not _peer_failure(err):
+            raise
+        log.error("collective failed", exc_info=True)
+        print(
+            f"vrt-train: error: another rank stopped ({str(err).splitlines()[0][:300]}); its own "
+            "log says why. Relaunch with --ckpt_path last to continue from the last checkpoint",
+            file=sys.stderr,
+        )
         return 1
     trainer = getattr(cli, "trainer", None)
     preemption = next(
