@@ -10,6 +10,7 @@ Shards are written under a temporary name and renamed when complete.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import webdataset as wds
 
-from vrt_finetune.io_utils import atomic_write_text
+from vrt_finetune.io_utils import atomic_write_text, no_space_as
 from vrt_finetune.shard_format import INDEX_FILE, SPLITS, ShardSample, shard_name, to_tar_sample
 
 
@@ -80,8 +81,9 @@ class UnitShardWriter:
     def _close(self) -> None:
         if self._writer is None or self._current is None or self._tmp is None:
             return
-        self._writer.close()
         final = self.out_dir / self._current.name
+        with no_space_as(final, self._current.bytes):
+            self._writer.close()
         self._current.sha256 = _sha256(self._tmp)
         os.replace(self._tmp, final)
         self.finished.append(self._current)
@@ -100,7 +102,8 @@ class UnitShardWriter:
         if self._current is None:
             self._open()
         assert self._writer is not None and self._current is not None
-        self._writer.write(members)
+        with no_space_as(self.out_dir / self._current.name, self._current.bytes + size):
+            self._writer.write(members)
         self._current.samples.append(sample.key)
         self._current.seconds += sample.duration
         self._current.bytes += size
@@ -113,7 +116,8 @@ class UnitShardWriter:
     def abort(self) -> None:
         """Drop the shard being written (on error); finished shards stay."""
         if self._writer is not None:
-            self._writer.close()
+            with contextlib.suppress(OSError):  # e.g. the disk is full: the file goes anyway
+                self._writer.close()
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
         self._writer = self._current = self._tmp = None

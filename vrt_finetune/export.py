@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 from peft import PeftModel
 
+from vrt_finetune.io_utils import no_space_as
 from vrt_finetune.lora import AdapterError, load_adapter
 from vrt_finetune.mistral_format import save_mistral_checkpoint
 from vrt_finetune.model import CheckpointError, load_model, resolve_dtype
@@ -72,7 +73,8 @@ def _staged(final: Path, overwrite: bool) -> Iterator[Path]:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        yield tmp
+        with no_space_as(final, detail="The export needs about the model's size in free space."):
+            yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

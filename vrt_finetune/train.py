@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.strategies import FSDPStrategy
@@ -37,6 +39,7 @@ from peft import PeftModel
 from transformers.models.voxtral_realtime import modeling_voxtral_realtime as vrt_modeling
 
 from vrt_finetune.data import ShardListError, VrtDataModule
+from vrt_finetune.io_utils import DiskFullError, atomic_open, is_no_space, no_space_as
 from vrt_finetune.lit_module import NonFiniteLossError, TokenizerMismatchError, VrtLitModule
 from vrt_finetune.lora import save_adapter
 from vrt_finetune.model import CheckpointError
@@ -63,10 +66,38 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 }
 
 
+def _nbytes(tree: Any) -> int:
+    """Bytes of the tensors in a (nested) checkpoint dict: what writing it takes."""
+    if isinstance(tree, dict):
+        return sum(_nbytes(v) for v in tree.values())
+    if isinstance(tree, list | tuple):
+        return sum(_nbytes(v) for v in tree)
+    return tree.numel() * tree.element_size() if hasattr(tree, "element_size") else 0
+
+
 def adapter_dir(ckpt_path: str | Path) -> Path:
     """Where the adapter of a Lightning checkpoint goes."""
     path = Path(ckpt_path)
     return path.with_name(path.stem + ADAPTER_SUFFIX)
+
+
+class SameDirCheckpointIO(TorchCheckpointIO):
+    """Writes a local checkpoint to a temporary file in its own directory, then renames it.
+
+    NOTE: Lightning's "atomic" save (``lightning.fabric.utilities.cloud_io._atomic_save``)
+    writes to the system temporary directory and moves the file over: across filesystems the
+    move is a copy, so a full disk leaves a truncated checkpoint under the final name (and
+    ``last.ckpt`` replaced by it). Measured with a 1 MB tmpfs. Remote paths keep Lightning's own.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        if "://" in str(path) or storage_options is not None:
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        with no_space_as(path, _nbytes(checkpoint)), atomic_open(path, "wb") as f:
+            torch.save(checkpoint, f)
+        return None
 
 
 class AdapterCheckpoint(ModelCheckpoint):
@@ -80,6 +111,11 @@ class AdapterCheckpoint(ModelCheckpoint):
 
     _pending: dict[str, Any] | None = None
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = SameDirCheckpointIO()
+
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
@@ -88,19 +124,34 @@ class AdapterCheckpoint(ModelCheckpoint):
         self._pending = checkpoint
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
-        super()._save_checkpoint(trainer, filepath)
+        try:
+            super()._save_checkpoint(trainer, filepath)  # Lightning writes it atomically
+        except OSError as err:
+            if not is_no_space(err):
+                raise
+            raise DiskFullError(filepath, _nbytes(self._pending)) from err
         checkpoint, self._pending = self._pending, None
         module = trainer.lightning_module
         if not trainer.is_global_zero or checkpoint is None or module.model is None:
             return
         state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()}
         target = adapter_dir(filepath)
+        # Staged beside the target and renamed when complete: a full disk or a kill mid-write
+        # never leaves a partial adapter under the name a relaunch would read.
+        staged = target.with_name(f".{target.name}.partial")
+        shutil.rmtree(staged, ignore_errors=True)
+        try:
+            with no_space_as(target, _nbytes(state)):
+                if isinstance(module.model, PeftModel):
+                    save_adapter(module.model, staged, state_dict=state)
+                else:  # full_finetune: a complete Hugging Face-format model directory
+                    module.model.save_pretrained(str(staged), state_dict=state)
+                    shutil.copy(module.tokenizer.path, staged / "tekken.json")
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
         shutil.rmtree(target, ignore_errors=True)  # save_last overwrites last-adapter/
-        if isinstance(module.model, PeftModel):
-            save_adapter(module.model, target, state_dict=state)
-        else:  # full_finetune: a complete Hugging Face-format model directory
-            module.model.save_pretrained(str(target), state_dict=state)
-            shutil.copy(module.tokenizer.path, target / "tekken.json")
+        staged.rename(target)
 
     def _remove_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         super()._remove_checkpoint(trainer, filepath)
@@ -249,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         TokenizerMismatchError,
         NonFiniteLossError,
         CheckpointError,
+        DiskFullError,
         ValueError,  # bad settings (a delay off the 80 ms grid …), damaged shards, data loss
     ) as err:
         log.debug("vrt-train failed", exc_info=True)  # the traceback, with DEBUG logging on
