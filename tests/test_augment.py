@@ -73,6 +73,11 @@ def test_speed_off_or_unity_keeps_stream(tokenizer) -> None:
     aug = Augmenter(Augment(speed=Speed(p=1.0, factors=[1.0])), tokenizer.encode, tokenizer.ids)
     out, new = aug(audio, stream, ["a"], [0.5], None, np.random.default_rng(0))
     assert new is stream and np.array_equal(out, audio)
+    # a stream that writes words, from a shard without word times: left alone
+    aug = Augmenter(Augment(speed=Speed(p=1.0, factors=[0.9])), tokenizer.encode, tokenizer.ids)
+    worded = [tokenizer.ids.word, *tokenizer.encode(" a"), *stream]
+    out, new = aug(audio, worded, [], [], None, np.random.default_rng(0))
+    assert new is worded and np.array_equal(out, audio)
 
 
 @pytest.mark.parametrize("colour", ["white", "pink", "brown"])

@@ -335,13 +335,14 @@ class Augmenter:
         """One sample: ``(T,)`` float32 audio and its stream → augmented audio and stream.
 
         Each transform draws from its own child of ``rng``, so turning one on does not change
-        what the others draw. A sample whose word times do not match its words (shards written
-        without times) keeps its speed: its targets could not be rebuilt.
+        what the others draw. A sample whose stream writes words but whose shard lists no word
+        times keeps its speed: its targets could not be rebuilt.
         """
         s = self.settings
         r_speed, r_reverb, r_noise, r_gain, r_clip = rng.spawn(5)
         factor = float(r_speed.choice(s.speed.factors))
-        if r_speed.random() < s.speed.p and factor != 1.0 and len(words) == len(ends):
+        timed = len(words) == len(ends) and (len(ends) > 0 or self.ids.word not in stream)
+        if r_speed.random() < s.speed.p and factor != 1.0 and timed:
             audio = speed_perturb(audio, factor)
             scale = speed_time_scale(factor)
             limit = len(audio) / C.SAMPLE_RATE
