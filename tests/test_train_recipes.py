@@ -59,6 +59,8 @@ def test_recipe_parses(recipe: Path, monkeypatch) -> None:
     assert cli.config["trainer"]["max_steps"] > 0
     if "fsdp" in recipe.name:
         assert isinstance(init["trainer"]["strategy"], VoxtralFSDP)
+    if recipe.name in ("medical.yaml", "new_language.yaml"):  # their augment: blocks parse
+        assert data.augment.enabled and 0 < data.augment.speed.p < 1
 
 
 def test_cli_errors_are_clear(tmp_path: Path, tokenizer, capsys, monkeypatch) -> None:

@@ -11,10 +11,12 @@ import torch
 from safetensors.torch import load_file
 from test_train_data import write_shards
 
+from vrt_finetune.augment import Augment, Clipping, Gain, Noise, Reverb, Speed
 from vrt_finetune.batches import Batching
 from vrt_finetune.data import VrtDataModule
 from vrt_finetune.lit_module import VrtLitModule
 from vrt_finetune.lora import LoraSettings, load_adapter
+from vrt_finetune.specaugment import SpecAugment
 from vrt_finetune.testing import make_tiny_model
 from vrt_finetune.train import AdapterCheckpoint, adapter_dir
 from vrt_finetune.train_settings import OptimSettings, TinyModel
@@ -33,7 +35,9 @@ class StopAt(L.Callback):
             trainer.should_stop = True
 
 
-def _fit(tokenizer, shards: Path, out: Path, max_steps: int, stop_at=None, ckpt_path=None):
+def _fit(
+    tokenizer, shards: Path, out: Path, max_steps: int, stop_at=None, ckpt_path=None, augment=None
+):
     module = VrtLitModule(
         tiny=TinyModel(hidden=32, heads=2, kv_heads=1),
         tokenizer=str(tokenizer.path),
@@ -49,6 +53,7 @@ def _fit(tokenizer, shards: Path, out: Path, max_steps: int, stop_at=None, ckpt_
         shuffle_buffer=4,
         num_workers=0,
         seed=5,
+        augment=augment,
     )
     ckpt = AdapterCheckpoint(dirpath=out, every_n_train_steps=stop_at or max_steps, save_top_k=-1)
     trainer = L.Trainer(
@@ -93,3 +98,27 @@ def test_resume_matches_uninterrupted(tokenizer, tmp_path: Path) -> None:
     got = {n: p for n, p in reloaded.named_parameters() if p.requires_grad}
     for name, value in state.items():
         torch.testing.assert_close(got[name.removeprefix("model.")], value, rtol=0, atol=0)
+
+
+def test_resume_with_augmentation_matches_uninterrupted(tokenizer, tmp_path: Path) -> None:
+    """Every transform on: each sample's draws depend on (seed, rank, role, batch, position)
+    only, so the batches after a resume are augmented as an uninterrupted run's were."""
+    augment = Augment(
+        speed=Speed(p=0.8),
+        reverb=Reverb(p=0.5),
+        noise=Noise(p=0.5),
+        gain=Gain(p=0.5),
+        clipping=Clipping(p=0.3),
+        spec=SpecAugment(p=0.8),
+    )
+    shards = tmp_path / "shards"
+    write_shards(shards, tokenizer, n_shards=2, per_shard=8)
+    full, _, full_data = _fit(tokenizer, shards, tmp_path / "a", 4, augment=augment)
+    assert full_data.augmenter is not None
+    _fit(tokenizer, shards, tmp_path / "b", 4, stop_at=2, augment=augment)
+    ckpt = tmp_path / "b" / "epoch=0-step=2.ckpt"
+    resumed, _, _ = _fit(tokenizer, shards, tmp_path / "c", 4, ckpt_path=str(ckpt), augment=augment)
+    plain, _, _ = _fit(tokenizer, shards, tmp_path / "d", 4)
+    for name in full:
+        assert torch.equal(full[name], resumed[name]), name
+    assert any(not torch.equal(full[n], plain[n]) for n in full)  # augmentation did something

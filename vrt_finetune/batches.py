@@ -17,7 +17,7 @@ import random
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -26,7 +26,12 @@ import webdataset as wds
 from vrt_finetune import constants as C
 from vrt_finetune.layout import IGNORE_INDEX, layout_example
 from vrt_finetune.shard_format import ShardFormatError, decode_flac, from_tar_sample
+from vrt_finetune.specaugment import draw_masks
+from vrt_finetune.targets import TargetOptions
 from vrt_finetune.tokenizer import StreamIds
+
+if TYPE_CHECKING:
+    from vrt_finetune.augment import Augmenter
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,9 @@ BAD_SAMPLE = "bad_sample"
 UNDECODABLE_AUDIO = "undecodable_audio"
 LONGER_THAN_MAX = "longer_than_max_duration"
 """Reasons a sample is left out of training; all but this one mean damaged data."""
+
+AUGMENT_STREAM = 0xA6
+"""Tag in a sample's seed that keeps its augmentation draws apart from the batch's delay draw."""
 
 
 @dataclass
@@ -67,6 +75,12 @@ class Item(NamedTuple):
     duration: float
     language: str | None = None
     """Language code from the shard (scores normalise by it); ``None`` when unknown."""
+    words: tuple[str, ...] = ()
+    """The sample's words, for rebuilding targets (speed perturbation)."""
+    ends: tuple[float, ...] = ()
+    """Each word's end in seconds; empty when the shard holds no word times."""
+    options: TargetOptions | None = None
+    """The target rule's options the shard's stream was built with."""
 
 
 @dataclass
@@ -108,6 +122,9 @@ def parse_sample(raw: dict[str, Any]) -> Item:
         sample.text,
         sample.duration,
         sample.language,
+        tuple(w.word for w in sample.words),
+        tuple(w.end for w in sample.words),
+        sample.targets.options,
     )
 
 
@@ -160,30 +177,46 @@ def bucket_batches(
 
 
 def collate(
-    items: Sequence[Item], delay_ms: int, ids: StreamIds, counts: ReadCounts | None = None
+    items: Sequence[Item],
+    delay_ms: int,
+    ids: StreamIds,
+    counts: ReadCounts | None = None,
+    augmenter: Augmenter | None = None,
+    rng_key: Sequence[int] = (),
 ) -> dict[str, Any] | None:
-    """Decode and lay out one batch at one delay, right-padded to its longest sample.
+    """Decode, augment and lay out one batch at one delay, right-padded to its longest sample.
 
     A sample whose FLAC does not decode is left out and counted (``undecodable_audio``);
-    ``None`` when none of the batch is left.
+    ``None`` when none of the batch is left. With an ``augmenter``, sample ``i`` of ``items``
+    draws from ``default_rng([*rng_key, AUGMENT_STREAM, i])`` (``rng_key``: seed, rank, worker
+    role, batch index), so its augmentation does not depend on which batches ran before.
 
     Returns:
         ``input_ids`` (B, S) int64 padded with [P]; ``labels`` (B, S) int64 padded with -100;
         ``audio`` (B, S·1280) float32 padded with zeros; ``num_delay_tokens`` and ``delay_ms``
-        (ints, one per batch); ``audio_seconds`` (speech in the batch); ``keys``; ``texts``.
+        (ints, one per batch); ``audio_seconds`` (speech in the batch); ``keys``; ``texts``;
+        with SpecAugment on, ``spec_time_mask`` (B, S·8) and ``spec_freq_mask`` (B, 128) bool.
     """
     counts = counts if counts is not None else ReadCounts()
-    kept, examples = [], []
-    for it in items:
+    kept, examples, spec_rngs, seconds = [], [], [], 0.0
+    for position, it in enumerate(items):
         try:
             speech = decode_flac(it.flac)
         except ShardFormatError as err:
             counts.skip(UNDECODABLE_AUDIO, f"sample {it.key}: {err}")
             continue
+        stream = it.stream
+        if augmenter is not None:
+            wave_rng, spec_rng = np.random.default_rng([*rng_key, AUGMENT_STREAM, position]).spawn(
+                2
+            )
+            speech, stream = augmenter(speech, stream, it.words, it.ends, it.options, wave_rng)
+            spec_rngs.append(spec_rng)
         kept.append(it)
+        seconds += len(speech) / C.SAMPLE_RATE
         examples.append(
             layout_example(
-                it.stream,
+                stream,
                 speech,
                 bos_id=ids.bos,
                 pad_id=ids.pad,
@@ -202,16 +235,31 @@ def collate(
         input_ids[row, : len(ex.input_ids)] = ex.input_ids
         labels[row, : len(ex.labels)] = ex.labels
         audio[row, : len(ex.audio)] = ex.audio
-    return {
+    batch = {
         "input_ids": torch.from_numpy(input_ids),
         "labels": torch.from_numpy(labels),
         "audio": torch.from_numpy(audio),
         "num_delay_tokens": C.check_delay_ms(delay_ms),
         "delay_ms": delay_ms,
-        "audio_seconds": float(sum(it.duration for it in items)),
+        "audio_seconds": seconds,  # after speed perturbation
         "keys": [it.key for it in items],
         "texts": [it.text for it in items],
     }
+    if augmenter is not None and augmenter.settings.spec.p > 0:
+        masks = [
+            draw_masks(
+                augmenter.settings.spec,
+                labels[row],
+                ids.word,
+                batch["num_delay_tokens"],
+                len(ex.audio) // C.HOP_LENGTH,
+                spec_rngs[row],
+            )
+            for row, ex in enumerate(examples)
+        ]
+        batch["spec_time_mask"] = torch.from_numpy(np.stack([t for t, _ in masks]))
+        batch["spec_freq_mask"] = torch.from_numpy(np.stack([f for _, f in masks]))
+    return batch
 
 
 def read_items(urls: Sequence[str], counts: ReadCounts | None = None) -> Iterator[Item]:

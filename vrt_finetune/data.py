@@ -41,6 +41,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset
 
 from vrt_finetune import constants as C
+from vrt_finetune.augment import Augment, Augmenter
 from vrt_finetune.batches import (
     LONGER_THAN_MAX,
     Batching,
@@ -54,7 +55,8 @@ from vrt_finetune.batches import (
 from vrt_finetune.features import LogMel
 from vrt_finetune.shard_format import decode_flac
 from vrt_finetune.shard_verify import verify_shard_list
-from vrt_finetune.tokenizer import StreamIds, open_tokenizer
+from vrt_finetune.specaugment import apply_masks
+from vrt_finetune.tokenizer import StreamIds, StreamingTokenizer, open_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +150,7 @@ class ShardStream(IterableDataset):
             drawn per batch; else one ordered pass split by sample, at ``fixed_delay_ms``.
         rank, world_size: this process's place in the job, from the trainer.
         skip_batches: batches this rank already trained on (resume).
+        augmenter: per-sample augmentation of training batches (``None``: none).
     """
 
     def __init__(
@@ -164,6 +167,7 @@ class ShardStream(IterableDataset):
         rank: int = 0,
         world_size: int = 1,
         skip_batches: int = 0,
+        augmenter: Augmenter | None = None,
     ) -> None:
         super().__init__()
         if not train and fixed_delay_ms is None:
@@ -173,6 +177,7 @@ class ShardStream(IterableDataset):
         self.fixed_delay_ms = fixed_delay_ms
         self.shuffle_size, self.seed = shuffle_buffer, seed
         self.rank, self.world_size, self.skip_batches = rank, world_size, skip_batches
+        self.augmenter = augmenter
 
     def _train_items(self, role: int, n_workers: int, counts: ReadCounts) -> Iterator[Item]:
         for epoch in itertools.count():
@@ -237,7 +242,13 @@ class ShardStream(IterableDataset):
                 delay = self.delays.sample(
                     np.random.default_rng([self.seed, self.rank, role, index])
                 )
-            batch = collate(plan, delay, self.ids, counts)
+            key = (
+                self.seed,
+                self.rank,
+                role,
+                index,
+            )  # the delay draw's, and resumable the same way
+            batch = collate(plan, delay, self.ids, counts, self.augmenter, key)
             if batch is not None:  # else its counts go with the next batch
                 yield {**batch, "sample_counts": counts.take()}
 
@@ -263,6 +274,9 @@ class VrtDataModule(L.LightningDataModule):
             not be used (unreadable shard data, bad samples, undecodable audio); counted over at
             least 1000 samples, so one bad sample at the very start does not stop a run.
             Samples longer than ``batching.max_duration_s`` are counted but not held against it.
+        augment: training-time augmentation (``vrt_finetune.augment``); all off by default.
+            Buckets use the stored durations, so speed factors below 1 can exceed
+            ``batch_seconds`` by up to 1/factor.
     """
 
     def __init__(
@@ -279,6 +293,7 @@ class VrtDataModule(L.LightningDataModule):
         seed: int = 0,
         verify: bool = True,
         max_skipped_fraction: float = 0.001,
+        augment: Augment | None = None,
     ) -> None:
         super().__init__()
         if not 0 <= max_skipped_fraction <= 1:
@@ -302,15 +317,17 @@ class VrtDataModule(L.LightningDataModule):
         """Training batches handed to the model so far (saved in checkpoints for resuming)."""
         self._restored: dict[str, int] = {}
         self._log_mel = LogMel()
-        self._ids: StreamIds | None = None
+        self._tokenizer: StreamingTokenizer | None = None
+        self.augment = augment or Augment()
+        self.augmenter: Augmenter | None = None
 
     @property
     def ids(self) -> StreamIds:
-        if self._ids is None:
+        if self._tokenizer is None:
             if self.tokenizer_source is None:
                 raise ValueError("data.tokenizer is not set (tekken.json or model directory)")
-            self._ids = open_tokenizer(self.tokenizer_source).ids
-        return self._ids
+            self._tokenizer = open_tokenizer(self.tokenizer_source)
+        return self._tokenizer.ids
 
     def _place(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -321,7 +338,11 @@ class VrtDataModule(L.LightningDataModule):
             raise ShardListError("data.train_shards is not set")
         self.train_urls = expand_shards(self.train_shards) if self.train_shards else []
         self.val_urls = expand_shards(self.val_shards) if self.val_shards else []
-        self.ids  # noqa: B018 - fail at setup, not in a DataLoader worker
+        ids = self.ids  # fail at setup, not in a DataLoader worker
+        if self.augment.enabled and self.augmenter is None:
+            assert self._tokenizer is not None
+            # reads the noise and RIR directories' headers: a bad one fails here
+            self.augmenter = Augmenter(self.augment, self._tokenizer.encode, ids)
         if self.verify and stage in ("fit", "validate"):
             verify_shard_list([*self.train_urls, *self.val_urls])
 
@@ -358,6 +379,7 @@ class VrtDataModule(L.LightningDataModule):
             rank=rank,
             world_size=world,
             skip_batches=self.batches_consumed,
+            augmenter=self.augmenter,
         )
         return self._loader(dataset)
 
@@ -392,6 +414,10 @@ class VrtDataModule(L.LightningDataModule):
             if self._log_mel.window.device != audio.device:
                 self._log_mel = self._log_mel.to(audio.device)
             batch["input_features"] = self._log_mel(audio)  # (B, 128, S·8) float32
+        if "spec_time_mask" in batch:
+            batch["input_features"] = apply_masks(
+                batch["input_features"], batch.pop("spec_time_mask"), batch.pop("spec_freq_mask")
+            )
         training = self.trainer is not None and self.trainer.training
         if "sample_counts" in batch:
             self._count(batch.pop("sample_counts"), "train" if training else "val")

@@ -61,7 +61,16 @@ def training_item(
     from vrt_finetune.targets import build_targets
 
     targets = build_targets(list(words), list(ends), len(audio), tokenizer.encode, tokenizer.ids)
-    return Item(key, encode_flac(audio), list(targets.stream), "", duration)
+    return Item(
+        key,
+        encode_flac(audio),
+        list(targets.stream),
+        "",
+        duration,
+        words=tuple(words),
+        ends=tuple(ends),
+        options=targets.options,
+    )
 
 
 def fill_hub_cache(cache_dir: str | Path, repo_id: str, directory: str | Path) -> Path:
