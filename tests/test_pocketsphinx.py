@@ -79,6 +79,11 @@ def test_word_outside_the_dictionary_is_aligned(aligner: PocketSphinxAligner) ->
     assert term.word == OOV and not term.flagged
     assert abs(term.start - utt.words[3].start) < 0.1
     assert abs(term.end - utt.words[3].end) < 0.1
+    # a token with no letters has no pronunciation: it gets its neighbours' gap, flagged
+    out = aligner.align(AlignRequest(utt.audio, [*words[:3], "--", *words[3:]], "en"))
+    assert out[3].word == "--" and out[3].flagged and out[3].score == 0
+    assert out[2].end <= out[3].start <= out[3].end <= out[4].start
+    assert not any(w.flagged for i, w in enumerate(out) if i != 3)
 
 
 def test_refuses_other_languages_and_silence(aligner: PocketSphinxAligner) -> None:
