@@ -24,6 +24,7 @@ $(STAMPS)/system:
 	@missing=""; \
 	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	ldconfig -p | grep -q libespeak-ng.so.1 || missing="$$missing libespeak-ng1"; \
 	ldconfig -p | grep -q libsndfile.so || missing="$$missing libsndfile1"; \
 	if [ -n "$$missing" ]; then \

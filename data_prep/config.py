@@ -48,9 +48,10 @@ class SourceConfig:
 class AlignerConfig:
     """Which forced aligner places the words."""
 
-    backend: Literal["whisperx", "mms", "given"] = "whisperx"
+    backend: Literal["whisperx", "mms", "pocketsphinx", "given"] = "whisperx"
     """``given`` uses the timestamps the data already has (synthetic speech, whisperX JSON …)
-    and rejects items without them (``no_timestamps``); under ``whisperx`` and ``mms`` too,
+    and rejects items without them (``no_timestamps``); ``pocketsphinx`` is a light English
+    aligner without torch (``model``/``device``/``batch_size`` unused); under the others too,
     items with given times keep them and only the others are aligned
     (``data_prep.align.make_aligner``)."""
     model: str | None = None

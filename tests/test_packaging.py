@@ -65,6 +65,11 @@ def test_wheel_carries_templates_and_installed_copy_reads_them(tmp_path: Path) -
     recipes = {p.relative_to(REPO).as_posix() for p in (REPO / "recipes").rglob("*.yaml")}
     assert recipes and {"vrt_recipes/" + r.removeprefix("recipes/") for r in recipes} <= names
     assert "vrt_recipes/demo.py" in names and "vrt_recipes/data/medical_glossary.txt" in names
+    # the inspection page's scripts and style, inlined into every page it writes
+    from data_prep.inspect_page import SCRIPTS, STYLE
+
+    assets = {f"data_prep/assets/{n}" for n in (*SCRIPTS, STYLE, "LICENSE.wavesurfer")}
+    assert assets <= names, assets - names
     # The installed copy alone (-S: no site-packages, so no editable checkout on the path).
     probe = (
         "import vrt_finetune.card_template as c, sys;"

@@ -15,8 +15,9 @@ def make_aligner(config: AlignerConfig, language: str = "en") -> Aligner:
     """The configured aligner.
 
     ``given`` is :class:`~data_prep.align.given.GivenAligner`: items without word times fail
-    with ``no_timestamps``. ``whisperx`` and ``mms`` are their acoustic aligners behind
-    :class:`~data_prep.align.given.GivenFirst`, so items that do have word times keep them.
+    with ``no_timestamps``. ``whisperx``, ``mms`` and ``pocketsphinx`` (English only) are their
+    acoustic aligners behind :class:`~data_prep.align.given.GivenFirst`, so items that do have
+    word times keep them.
     Whether recordings longer than ``config.max_seconds`` can be aligned is the aligner's
     :meth:`~data_prep.align.base.Aligner.long_form`, not decided here.
 
@@ -50,4 +51,10 @@ def make_aligner(config: AlignerConfig, language: str = "en") -> Aligner:
             if config.model is None
             else MMSAligner.from_pretrained(config.model, device=device, batch_size=batch_size)
         )
-    raise ValueError(f"unknown aligner backend {config.backend!r} (given, whisperx, mms)")
+    if config.backend == "pocketsphinx":
+        from data_prep.align.pocketsphinx_backend import PocketSphinxAligner
+
+        return GivenFirst(PocketSphinxAligner())
+    raise ValueError(
+        f"unknown aligner backend {config.backend!r} (given, whisperx, mms, pocketsphinx)"
+    )
