@@ -1,4 +1,4 @@
-"""One config/CLI mechanism: ``vrt-prep`` on jsonargparse.
+"""One config/CLI mechanism: ``vrt-prep``, ``vrt-eval`` and ``vrt-export`` on jsonargparse.
 
 Per-key help from the dataclasses' attribute docstrings, ``--print_config`` that round-trips,
 ``--config`` files, dotted overrides, the earlier syntax still accepted, clear errors.
@@ -17,6 +17,11 @@ import yaml
 from data_prep.cli import RUN_CONFIG, save_config
 from data_prep.cli import main as prep_main
 from data_prep.config import PrepConfig, load_config, prep_argv
+from vrt_finetune.config_parser import legacy_argv, parse
+from vrt_finetune.eval_config import EvalConfig, eval_parser
+from vrt_finetune.evaluate import main as eval_main
+from vrt_finetune.export import ExportConfig, export_parser
+from vrt_finetune.export import main as export_main
 from vrt_finetune.testing import make_test_tokenizer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,6 +57,22 @@ def test_prep_run_help_shows_each_keys_docstring(capsys) -> None:
     assert "positional key.sub=value" in flat  # the earlier override form, documented
 
 
+@pytest.mark.parametrize(
+    ("entry", "key", "text"),
+    [
+        (eval_main, "--delays", "Transcription delays in ms"),
+        (eval_main, "--check_targets", "rank the 8 UNVERIFIED target conventions"),
+        (export_main, "--adapter", "peft LoRA adapter directory to merge"),
+        (export_main, "--formats", "plus ``adapter`` when there is one"),
+    ],
+)
+def test_eval_and_export_help_show_each_keys_docstring(entry, key, text, capsys) -> None:
+    code, out, _ = _exit_output(entry, ["--help"], capsys)
+    assert code == 0
+    flat = " ".join(out.split())
+    assert key in flat and text in flat and "--print_config" in flat
+
+
 # --------------------------------------------------------------------------- print_config
 
 
@@ -72,6 +93,23 @@ def test_prep_print_config_is_the_full_recipe_and_round_trips(tmp_path, capsys) 
     assert load_config(tmp_path / "printed.yaml") == load_config(MEDICAL, ["workers=3"])
 
 
+def test_eval_print_config_round_trips(tmp_path, capsys) -> None:
+    code, out, _ = _exit_output(eval_main, ["--print_config"], capsys)
+    assert code == 0
+    assert yaml.safe_load(out)["delays"] == [240, 480, 960]
+
+    argv = ["--model", "base=/m", "--model", "tuned=/m:/a", "--data", "d1", "d2", "--card"]
+    argv += ["--base-model", "org/base", "--device", "cpu", "--print_config"]
+    code, out, _ = _exit_output(eval_main, argv, capsys)
+    printed = yaml.safe_load(out)
+    assert printed["model"] == ["base=/m", "tuned=/m:/a"] and printed["data"] == ["d1", "d2"]
+    assert printed["card"] is True and printed["base_model"] == "org/base"
+    (tmp_path / "eval.yaml").write_text(out)
+    from_file = parse(EvalConfig, eval_parser(), ["--config", str(tmp_path / "eval.yaml")])
+    direct = parse(EvalConfig, eval_parser(), legacy_argv(argv[:-1], EvalConfig))
+    assert from_file == direct
+
+
 # --------------------------------------------------------------------------- old syntax
 
 
@@ -85,6 +123,29 @@ def test_prep_old_positional_overrides_still_work() -> None:
     assert argv == ["--glossary=null", "--world_size", "2", "--progress=false"]
     # a value of an option is never taken for an override
     assert prep_argv(["--source.path", "a=b"]) == ["--source.path", "a=b"]
+
+
+def test_eval_and_export_old_invocations_still_parse() -> None:
+    argv = ["--model", "base=/m", "--model", "tuned=/m:/a", "--data", "d1", "d2"]
+    argv += ["--delays", "240", "480", "--batch-size", "2", "--check-targets", "--device", "cpu"]
+    config = parse(EvalConfig, eval_parser(), legacy_argv(argv, EvalConfig))
+    assert config.model == ["base=/m", "tuned=/m:/a"] and config.data == ["d1", "d2"]
+    assert config.delays == [240, 480] and config.batch_size == 2 and config.check_targets
+    assert [s.adapter for s in config.specs] == [None, "/a"] and config.dtype == "fp32"
+    assert legacy_argv(["--model=a", "--model=b"], EvalConfig) == [
+        *("--model=[]", "--model+", "a", "--model+", "b")
+    ]
+    # jsonargparse's own list forms
+    new = ["--model=[base=/m]", "--model+", "tuned=/m:/a", "--data", "[d1,d2]", "--delays+", "80"]
+    config = parse(EvalConfig, eval_parser(), legacy_argv(new, EvalConfig))
+    assert config.model == ["base=/m", "tuned=/m:/a"] and config.data == ["d1", "d2"]
+    assert config.delays == [240, 480, 960, 80]
+
+    argv = ["--base", "b", "--out", "o", "--formats", "hf", "mistral", "--overwrite"]
+    config = parse(ExportConfig, export_parser(), legacy_argv(argv, ExportConfig))
+    assert config.formats == ["hf", "mistral"] and config.overwrite
+    config = parse(ExportConfig, export_parser(), ["--base=b", "--out=o", "--adapter=a"])
+    assert config.chosen_formats == ["hf", "mistral", "adapter"]
 
 
 # --------------------------------------------------------------------------- errors
@@ -103,6 +164,8 @@ def test_unknown_keys_are_named(tmp_path, capsys) -> None:
     ):
         code, _, err = _exit_output(prep_main, argv, capsys)
         assert code == 2 and "filters.max_durration" in err
+    code, _, err = _exit_output(eval_main, ["--model=[m]", "--data=[d]", "--delay=240"], capsys)
+    assert code == 2 and "--delay=240" in err
 
 
 def test_validation_errors_surface(capsys) -> None:
@@ -114,6 +177,11 @@ def test_validation_errors_surface(capsys) -> None:
     argv = ["run", "--config", str(MEDICAL), "--source.kind=folder", "--source.path="]
     code, _, err = _exit_output(prep_main, argv, capsys)
     assert code == 2 and "source.path is required" in err
+    minimal = ["--model", "m", "--data", "d"]
+    code, _, err = _exit_output(eval_main, [*minimal, "--delays", "100"], capsys)
+    assert code == 2 and "multiple of 80" in err
+    code, _, err = _exit_output(eval_main, [*minimal, "--card"], capsys)
+    assert code == 2 and "--card needs --base_model" in err
 
 
 # --------------------------------------------------------------------------- merge
