@@ -1,7 +1,8 @@
 """``vrt-prep``: audio + transcripts → aligned ``[P]``/``[W]`` WebDataset shards.
 
-    vrt-prep run --config recipes/data/medical.yaml [key.sub=value ...] [--rank R --world-size W]
-    vrt-prep merge --output DIR      # after a multi-machine run: index, summary and card
+    vrt-prep run --config recipes/data/X.yaml [--source.path=... ...] [--rank R --world_size W]
+    vrt-prep run --help                  # every recipe key, with its meaning and default
+    vrt-prep merge --output DIR          # after a multi-machine run: index, summary and card
 
 A rerun with the same recipe skips finished work units; a run killed at any point and started
 again ends with the same shards as an uninterrupted one.
@@ -9,15 +10,17 @@ again ends with the same shards as an uninterrupted one.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+import yaml
+from jsonargparse import ArgumentParser
+
 from data_prep.card import render_card
-from data_prep.config import PrepConfig, load_config
+from data_prep.config import PrepConfig, RunOptions, load_config, prep_argv, prep_parser
 from data_prep.pipeline import rank_and_world, run_units
 from data_prep.report import format_summary, load_unit_results, merge, with_progress
 from data_prep.sources import (
@@ -27,9 +30,13 @@ from data_prep.sources import (
     read_manifest,
     synthetic_items,
 )
+from vrt_finetune.config_parser import HelpFormatter, from_namespace
 from vrt_finetune.io_utils import atomic_write_text
 
-RUN_CONFIG = "prep_config.json"
+RUN_CONFIG = "prep_config.yaml"
+"""The resolved recipe a run leaves in its output directory; ``merge`` reads it back."""
+OLD_RUN_CONFIG = "prep_config.json"
+"""What runs before the YAML one wrote (JSON is YAML: read the same way)."""
 
 
 def read_items(config: PrepConfig) -> list[SourceItem]:
@@ -82,7 +89,7 @@ def run(
     rank, world_size = rank_and_world(rank, world_size)
     out = config.output_dir
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / RUN_CONFIG, json.dumps(asdict(config), indent=1, default=str))
+    save_config(config, out / RUN_CONFIG)
     items = read_items(config)
     n_mine = sum(
         len(items[i : i + config.shards.items_per_unit])
@@ -101,43 +108,63 @@ def run(
     return finish(out, config)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="vrt-prep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def save_config(config: PrepConfig, path: Path) -> None:
+    """Write ``config`` as a recipe that ``--config`` (and :func:`load_config`) reads back."""
+    header = "# the resolved recipe of this vrt-prep run; `vrt-prep merge` reads it back\n"
+    body = yaml.safe_dump(asdict(config), sort_keys=False, allow_unicode=True)
+    atomic_write_text(path, header + body)
+
+
+def saved_config(out_dir: Path) -> Path:
+    """The recipe a run saved in ``out_dir`` (the YAML one, else an older run's JSON one)."""
+    for name in (RUN_CONFIG, OLD_RUN_CONFIG):
+        if (out_dir / name).is_file():
+            return out_dir / name
+    raise FileNotFoundError(f"{out_dir}: no {RUN_CONFIG}; is it the output of `vrt-prep run`?")
+
+
+def build_parser(run_parser: ArgumentParser) -> ArgumentParser:
+    """The ``vrt-prep`` command line: the ``run`` and ``merge`` subcommands."""
+    parser = ArgumentParser(prog="vrt-prep", description=__doc__, formatter_class=HelpFormatter)
+    sub = parser.add_subcommands()
+    sub.add_subcommand("run", run_parser, help="prepare shards (this machine's share)")
+    merge = ArgumentParser(
+        prog="vrt-prep merge",
+        description="Index, summary and card of a run whose ranks have all finished.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_run = sub.add_parser("run", help="prepare shards")
-    p_run.add_argument("--config", type=Path, help="YAML recipe (recipes/data/*.yaml)")
-    p_run.add_argument("overrides", nargs="*", help="key.sub=value overrides")
-    p_run.add_argument("--rank", type=int)
-    p_run.add_argument("--world-size", type=int)
-    p_run.add_argument("--no-progress", action="store_true")
-    p_merge = sub.add_parser("merge", help="index, summary and card after a multi-rank run")
-    p_merge.add_argument("--output", type=Path, required=True)
-    args = parser.parse_args(argv)
+    merge.add_argument("--output", type=str, required=True, help="the run's output directory")
+    sub.add_subcommand("merge", merge, help="index, summary and card after a multi-rank run")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``vrt-prep``; returns the exit status (0 ok, 2 bad command line or recipe)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "run":
+        args = ["run", *prep_argv(args[1:])]
+    run_parser = prep_parser()
+    cfg = build_parser(run_parser).parse_args(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.command == "merge":
-        raw = json.loads((args.output / RUN_CONFIG).read_text())
-        config = load_config(None, [f"{k}={json.dumps(v)}" for k, v in _flatten(raw).items()])
-        summary = finish(args.output, config)
+    if cfg.subcommand == "merge":
+        out = Path(cfg.merge.output)
+        try:
+            config = load_config(saved_config(out), [f"--output={out}"])
+        except (ValueError, OSError) as err:
+            print(f"vrt-prep merge: error: {err}", file=sys.stderr)
+            return 2
+        summary = finish(out, config)
     else:
-        config = load_config(args.config, args.overrides)
-        summary = run(config, args.rank, args.world_size, not args.no_progress)
+        try:
+            init = run_parser.instantiate(cfg.run)
+            config, options = from_namespace(PrepConfig, init), from_namespace(RunOptions, init)
+        except (ValueError, TypeError) as err:
+            run_parser.error(str(err))
+        summary = run(config, options.rank, options.world_size, options.progress)
         if summary is None:
             return 0
     print(format_summary(summary))
     print(f"shards, index.json, summary.json and the card (README.md) are in {config.output_dir}")
     return 0
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 if __name__ == "__main__":

@@ -1,18 +1,22 @@
 """The ``vrt-prep`` recipe: typed dataclasses that a YAML file under ``recipes/data/`` fills.
 
-The signature is the config: every knob has a type, a default and a one-line docstring, and bad
-values fail in ``__post_init__`` before any audio is read.
+The signature is the config: every knob has a type, a default and a one-line docstring (its
+``vrt-prep run --help`` line), and bad values fail in ``__post_init__`` before any audio is read.
+:func:`prep_parser` is the one parser of recipes: ``vrt-prep run`` and :func:`load_config` both
+read them through it (jsonargparse, as every command here).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_type_hints
+from typing import Literal
 
-import yaml
+from jsonargparse import ArgumentError, ArgumentParser
 
 from data_prep.segment import Filters
+from vrt_finetune.config_parser import dataclass_parser, legacy_argv, parse
 from vrt_finetune.targets import TargetOptions
 
 
@@ -21,6 +25,8 @@ class SourceConfig:
     """Where the audio and transcripts are."""
 
     kind: Literal["manifest", "folder", "hf", "synthetic"] = "manifest"
+    """``manifest`` (JSONL/CSV rows), ``folder`` (audio beside same-named ``.txt``), ``hf`` (a
+    Hugging Face dataset) or ``synthetic`` (espeak-ng speech with exact word times)."""
     path: str = ""
     """Manifest file (JSONL/CSV), folder, saved dataset directory or dataset name."""
     language: str = "en"
@@ -30,14 +36,19 @@ class SourceConfig:
     config_name: str | None = None
     """``hf`` only: the dataset configuration."""
     audio_column: str = "audio"
+    """``hf`` only: the column holding the audio."""
     text_column: str = "text"
+    """``hf`` only: the column holding the transcript."""
     language_column: str | None = None
+    """``hf`` only: the column naming each row's language; ``null``: ``language`` for all."""
     speaker_column: str | None = None
+    """``hf`` only: the column naming the speaker (splits never share a speaker)."""
     n_general: int = 200
     """``synthetic`` only: general sentences."""
     n_medical: int = 0
     """``synthetic`` only: sentences carrying medical terms."""
     seed: int = 0
+    """``synthetic`` only: the seed of the sentence choice."""
 
     def __post_init__(self) -> None:
         if self.kind != "synthetic" and not self.path:
@@ -55,8 +66,9 @@ class AlignerConfig:
     items with given times keep them and only the others are aligned
     (``data_prep.align.make_aligner``)."""
     model: str | None = None
-    """Model name or local directory; ``None``: the language's default."""
+    """Model name or local directory; ``null``: the language's default."""
     device: str = "cpu"
+    """Where the acoustic model runs: ``cpu`` or ``cuda`` (about 10x faster)."""
     batch_size: int = 8
     """Utterances per acoustic-model forward pass."""
     max_seconds: float = 60.0
@@ -73,12 +85,18 @@ class AlignerConfig:
 
 @dataclass
 class ShardConfig:
+    """How samples are grouped into shards and splits."""
+
     max_samples: int = 1000
+    """Samples per shard at most."""
     max_bytes: int = 512 * 2**20
+    """Payload bytes per shard at most."""
     items_per_unit: int = 256
     """Input items per work unit: the grain of resume, parallelism and shard naming."""
     valid_fraction: float = 0.02
+    """Share of speakers (of keys, when speakers are unknown) held out for validation."""
     test_fraction: float = 0.02
+    """Share of speakers (of keys, when speakers are unknown) held out for testing."""
 
 
 @dataclass
@@ -87,6 +105,7 @@ class PrepConfig:
 
     source: SourceConfig
     output: str
+    """Output directory: shards, ``index.json``, ``summary.json``, the card and the recipe."""
     tokenizer: str
     """Model directory or ``tekken.json`` whose ids the targets use."""
     aligner: AlignerConfig = field(default_factory=AlignerConfig)
@@ -98,44 +117,74 @@ class PrepConfig:
     glossary: str | None = None
     """Optional file of domain terms (one per line) whose coverage the card reports."""
     name: str = "dataset"
+    """The dataset's name, on its card."""
 
     @property
     def output_dir(self) -> Path:
         return Path(self.output)
 
 
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    hints = get_type_hints(cls)
-    names = {f.name for f in fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(names)}")
-    kwargs = {}
-    for key, value in data.items():
-        hint = hints[key]
-        if is_dataclass(hint) and isinstance(value, dict):
-            value = _build(hint, value, f"{where}.{key}")
-        kwargs[key] = value
-    return cls(**kwargs)
+@dataclass
+class RunOptions:
+    """How this machine takes part in a run: ``--print_config`` shows these too, but the recipe
+    a run saves for ``merge`` leaves them out."""
+
+    rank: int | None = None
+    """This machine's rank among ``world_size``; ``null``: ``RANK`` or SLURM's, else 0."""
+    world_size: int | None = None
+    """Machines sharing the run; ``null``: ``WORLD_SIZE`` or SLURM's, else 1."""
+    progress: bool = True
+    """Show a progress bar (``false`` for logs; ``--no-progress`` works too)."""
 
 
-def set_dotted(data: dict, dotted: str, value: Any) -> None:
-    """Apply a CLI override such as ``filters.max_duration=20``."""
-    *parents, leaf = dotted.split(".")
-    node = data
-    for p in parents:
-        node = node.setdefault(p, {})
-    node[leaf] = yaml.safe_load(value) if isinstance(value, str) else value
+RUN_DESCRIPTION = """\
+Prepare shards from a recipe (recipes/data/*.yaml): every key below can be set in the recipe or
+on the command line, which overrides it:
+
+    vrt-prep run --config recipes/data/medical_manifest.yaml --source.path=/data/manifest.jsonl
+    vrt-prep run --config recipes/data/medical_manifest.yaml --print_config   # the full recipe
+
+The earlier form of overrides, positional key.sub=value (source.path=/data/manifest.jsonl, the
+value read as YAML), still works."""
 
 
-def load_config(path: str | Path | None, overrides: list[str] = ()) -> PrepConfig:  # type: ignore[assignment]
-    """Read a YAML recipe and apply ``key.sub=value`` overrides."""
-    data: dict = {}
-    if path is not None:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} must look like key.sub=value")
-        key, value = item.split("=", 1)
-        set_dotted(data, key, value)
-    return _build(PrepConfig, data, str(path or "config"))
+def prep_parser(exit_on_error: bool = True) -> ArgumentParser:
+    """The parser of ``vrt-prep run``: every :class:`PrepConfig` key and :class:`RunOptions`."""
+    return dataclass_parser(
+        PrepConfig,
+        RunOptions,
+        prog="vrt-prep run",
+        description=RUN_DESCRIPTION,
+        exit_on_error=exit_on_error,
+    )
+
+
+def prep_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` of ``vrt-prep run`` with the earlier forms rewritten (positional ``key=value``
+    overrides, ``--world-size``, ``--no-progress``)."""
+    return legacy_argv(
+        argv,
+        PrepConfig,
+        RunOptions,
+        positional_overrides=True,
+        aliases={"--no-progress": "--progress=false", "--no_progress": "--progress=false"},
+    )
+
+
+def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> PrepConfig:
+    """Read a YAML recipe and apply overrides, exactly as ``vrt-prep run`` does.
+
+    Args:
+        path: the recipe (YAML or JSON), or ``None`` for overrides alone.
+        overrides: ``key.sub=value`` (the value read as YAML) or ``--key.sub=value``.
+
+    Raises:
+        ValueError: an unknown key (named in the message), a value of the wrong type or one
+            that a ``__post_init__`` rejects.
+    """
+    argv = (["--config", str(path)] if path is not None else []) + list(overrides)
+    parser = prep_parser(exit_on_error=False)
+    try:
+        return parse(PrepConfig, parser, prep_argv(argv))
+    except ArgumentError as err:
+        raise ValueError(f"{path or 'config'}: {err}") from err

@@ -264,10 +264,10 @@ def test_cli_end_to_end(eval_inputs) -> None:
         "--general", str(x.manifest),
         "--glossary", str(x.root / "glossary.txt"),
         "--delays", "240", "480",
-        "--batch-size", "2", "--device", "cpu", "--dtype", "fp32",
+        "--batch_size", "2", "--device", "cpu", "--dtype", "fp32",
         "--out", str(out),
-        "--card", "--base-model", "mistralai/Voxtral-Mini-4B-Realtime-2602",
-        "--data-card", "data/README.md", "--recipe", str(x.recipe),
+        "--card", "--base_model", "mistralai/Voxtral-Mini-4B-Realtime-2602",
+        "--data_card", "data/README.md", "--recipe", str(x.recipe),
     ]  # fmt: skip
     assert main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -295,7 +295,7 @@ def test_cli_end_to_end(eval_inputs) -> None:
 
 def test_cli_check_targets(eval_inputs, capsys) -> None:
     x, out = eval_inputs, eval_inputs.root / "probe"
-    argv = ["--model", f"base={x.base}", "--data", str(x.root / "data"), "--check-targets",
+    argv = ["--model", f"base={x.base}", "--data", str(x.root / "data"), "--check_targets",
             "--delays", "480", "--dtype", "fp32", "--device", "cpu", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     assert "space=yes overrun=wait eos=no" in capsys.readouterr().out

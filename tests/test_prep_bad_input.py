@@ -227,11 +227,8 @@ def test_one_hour_recording_is_split_with_bounded_memory(tmp_path, tokenizer) ->
             "-c",
             code,
             "run",
-            "--no-progress",
-            *(
-                f"{k}={json.dumps(str(v) if isinstance(v, Path) else v)}"
-                for k, v in overrides.items()
-            ),
+            "--progress=false",
+            *(f"--{k}={v}" for k, v in overrides.items()),
         ],
         capture_output=True,
         text=True,

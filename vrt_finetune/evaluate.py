@@ -7,23 +7,23 @@ Flow (top to bottom)::
     for each --model NAME=DIR[:ADAPTER]: load (base, then peft adapter)
         for each set, each --delays d: greedy_decode ─▶ metrics.score
     ─▶ OUT/metrics.json, OUT/metrics.md, OUT/wer_by_delay.png, OUT/hypotheses.jsonl
-    --card ─▶ OUT/README.md (model card)      --check-targets ─▶ target-convention probe instead
+    --card ─▶ OUT/README.md (model card)      --check_targets ─▶ target-convention probe instead
 
-Usage::
+The options are the fields of :class:`~vrt_finetune.eval_config.EvalConfig` (jsonargparse, as
+every command here: ``--config FILE``, ``--print_config``, ``vrt-eval --help``). Usage::
 
     vrt-eval --model base=mistralai/Voxtral-Mini-4B-Realtime-2602 \\
              --model tuned=mistralai/Voxtral-Mini-4B-Realtime-2602:runs/med/adapter \\
              --data data/med --split test --general data/general/test \\
              --glossary glossary.txt --delays 240 480 960 --out eval/med \\
-             --card --base-model mistralai/Voxtral-Mini-4B-Realtime-2602 \\
-             --data-card data/med/README.md --recipe recipes/med.yaml
-    vrt-eval --model official=DIR --data data/med --check-targets
-    vrt-eval --from-metrics eval/med/metrics.json --card ... --out eval/med   # re-render only
+             --card --base_model mistralai/Voxtral-Mini-4B-Realtime-2602 \\
+             --data_card data/med/README.md --recipe recipes/med.yaml
+    vrt-eval --model official=DIR --data data/med --check_targets
+    vrt-eval --from_metrics eval/med/metrics.json --card ... --out eval/med   # re-render only
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import logging
@@ -37,42 +37,19 @@ import numpy as np
 import torch
 
 from vrt_finetune import constants as C
+from vrt_finetune.config_parser import legacy_argv, parse
+from vrt_finetune.eval_config import EvalConfig, ModelSpec, eval_parser
 from vrt_finetune.metrics import Reference, RefWord, score
 from vrt_finetune.wer_normalizer import TextNormalizer, describe, load_spelling_map
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EVAL_DELAYS_MS = (3 * C.TOKEN_MS, C.DEFAULT_DELAY_MS, 12 * C.TOKEN_MS)  # 240, 480, 960
 DOMAIN, GENERAL = "domain", "general"
 METRICS_FILE, HYPOTHESES_FILE = "metrics.json", "hypotheses.jsonl"
 
 
 class EvalError(RuntimeError):
     """Bad evaluation inputs: no samples, unreadable manifest, unknown split, …"""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """``NAME=DIR[:ADAPTER]`` of ``--model``: a label, a model (dir or hub id), a peft adapter."""
-
-    name: str
-    path: str
-    adapter: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> ModelSpec:
-        """``"tuned=base_dir:adapter_dir"`` → spec; without ``NAME=`` the name is the last path
-        component. The adapter is split off at the last ``:`` (hub ids have none)."""
-        name, sep, rest = text.partition("=")
-        if not sep:
-            name, rest = "", text
-        path, colon, adapter = rest.rpartition(":")
-        if not colon or not path:
-            path, adapter = rest, ""
-        name = name or Path((adapter or path).rstrip("/")).name
-        if not name or not path:
-            raise argparse.ArgumentTypeError(f"--model {text!r}: expected NAME=DIR[:ADAPTER]")
-        return cls(name, path, adapter or None)
 
 
 @dataclass(frozen=True)
@@ -248,7 +225,7 @@ def _set_meta(specs: Sequence[str], split: str, samples: list[EvalSample]) -> di
     }
 
 
-def _run_probe(args: argparse.Namespace, specs: list[ModelSpec], samples: list[EvalSample]) -> int:
+def _run_probe(config: EvalConfig, samples: list[EvalSample]) -> int:
     from vrt_finetune.target_probe import ProbeSample, format_probe_table, probe_targets
 
     probe = [
@@ -258,54 +235,55 @@ def _run_probe(args: argparse.Namespace, specs: list[ModelSpec], samples: list[E
         if (ws := s.reference.words)
     ]
     if not probe:
-        raise EvalError("--check-targets needs utterances with timed words (vrt-prep shards)")
+        raise EvalError("--check_targets needs utterances with timed words (vrt-prep shards)")
     reports = {}
-    for spec in specs:
-        model, tok = load_eval_model(spec, args.dtype, args.device, args.tokenizer)
-        report = probe_targets(model, tok, probe, args.delays, batch_size=args.batch_size)
+    for spec in config.specs:
+        model, tok = load_eval_model(spec, config.dtype, config.device, config.tokenizer)
+        report = probe_targets(model, tok, probe, config.delays, batch_size=config.batch_size)
         print(f"== {spec.name} ({spec.path}{':' + spec.adapter if spec.adapter else ''})")
         print(format_probe_table(report))
         reports[spec.name] = report.to_json()
         del model
-    if args.out:
+    if config.out:
         from vrt_finetune.io_utils import atomic_write_text
 
-        atomic_write_text(Path(args.out) / "target_probe.json", json.dumps(reports, indent=1))
+        atomic_write_text(Path(config.out) / "target_probe.json", json.dumps(reports, indent=1))
     return 0
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(config: EvalConfig) -> dict:
     """Evaluate every ``--model``; write and return ``metrics.json``'s content."""
     from vrt_finetune.io_utils import atomic_write_text
     from vrt_finetune.model_card import write_report
 
-    specs = [ModelSpec.parse(m) for m in args.model]
-    normalizer = TextNormalizer(load_spelling_map(args.spelling_map) if args.spelling_map else None)
-    glossary = load_glossary(args.glossary) if args.glossary else []
-    sets = {DOMAIN: load_samples(args.data, args.split, args.max_samples)}
-    if args.general:
-        sets[GENERAL] = load_samples(args.general, args.split, args.max_samples)
+    normalizer = TextNormalizer(
+        load_spelling_map(config.spelling_map) if config.spelling_map else None
+    )
+    glossary = load_glossary(config.glossary) if config.glossary else []
+    sets = {DOMAIN: load_samples(config.data, config.split, config.max_samples)}
+    if config.general:
+        sets[GENERAL] = load_samples(config.general, config.split, config.max_samples)
     metrics: dict = {
         "meta": {
             "tool": "vrt-eval",
-            "delays_ms": list(args.delays),
+            "delays_ms": list(config.delays),
             "sets": {
-                name: _set_meta(args.data if name == DOMAIN else args.general, args.split, s)
+                name: _set_meta(config.data if name == DOMAIN else config.general, config.split, s)
                 for name, s in sets.items()
             },
-            "glossary": {"file": args.glossary, "terms": len(glossary)} if glossary else None,
+            "glossary": {"file": config.glossary, "terms": len(glossary)} if glossary else None,
             "normalizer": describe(normalizer),
             "decoding": "greedy, frame-synchronous, offline padding",
-            "dtype": args.dtype,
+            "dtype": config.dtype,
         },
         "models": {},
     }
-    out = Path(args.out)
+    out = Path(config.out)
     hyp_rows = []
-    for spec in specs:
-        model, tok = load_eval_model(spec, args.dtype, args.device, args.tokenizer)
+    for spec in config.specs:
+        model, tok = load_eval_model(spec, config.dtype, config.device, config.tokenizer)
         results, rows = evaluate_model(
-            model, tok, sets, args.delays, normalizer, glossary, args.batch_size
+            model, tok, sets, config.delays, normalizer, glossary, config.batch_size
         )
         metrics["models"][spec.name] = {"path": spec.path, "adapter": spec.adapter, **results}
         hyp_rows += [{"model": spec.name, **r} for r in rows]
@@ -320,107 +298,40 @@ def run(args: argparse.Namespace) -> dict:
     return metrics
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``vrt-eval`` command line."""
-    p = argparse.ArgumentParser(
-        prog="vrt-eval",
-        description="Streaming evaluation of Voxtral Realtime models: WER/CER by delay, glossary "
-        "recall, forgetting on a general set, emission latency; model card; target probe.",
-    )
-    p.add_argument(
-        "--model",
-        action="append",
-        default=[],
-        metavar="NAME=DIR[:ADAPTER]",
-        help="model to evaluate (repeat): HF-format dir or hub id, optional peft adapter",
-    )
-    p.add_argument(
-        "--data",
-        nargs="+",
-        default=[],
-        metavar="DATA",
-        help="shards (paths, globs, dirs), a dataset dir with index.json, or .jsonl",
-    )
-    p.add_argument("--split", default="test", help="split of dataset dirs (default: test)")
-    p.add_argument(
-        "--general", nargs="+", metavar="DATA", help="general held-out set, to measure forgetting"
-    )
-    p.add_argument("--glossary", metavar="FILE", help="domain terms, one per line")
-    p.add_argument(
-        "--delays",
-        nargs="+",
-        type=int,
-        default=list(DEFAULT_EVAL_DELAYS_MS),
-        metavar="MS",
-        help="delays in ms (default: 240 480 960)",
-    )
-    p.add_argument("--max-samples", type=int, help="at most this many utterances per set")
-    p.add_argument("--batch-size", type=int, default=8, help="utterances per forward")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", default=None, help="bf16 | fp16 | fp32 (default: bf16 on GPU)")
-    p.add_argument("--tokenizer", help="tekken.json to use (default: the model's own)")
-    p.add_argument(
-        "--spelling-map",
-        metavar="FILE",
-        help="Whisper normalizer.json (British→American spellings) for English",
-    )
-    p.add_argument("--out", default="eval", help="output directory (default: eval)")
-    p.add_argument(
-        "--check-targets",
-        action="store_true",
-        help="instead of decoding, rank the 8 UNVERIFIED target conventions by the "
-        "model's teacher-forced accuracy",
-    )
-    p.add_argument("--from-metrics", metavar="FILE", help="skip evaluation: re-render from it")
-    card = p.add_argument_group("model card (--card)")
-    card.add_argument("--card", action="store_true", help="write OUT/README.md, the model card")
-    card.add_argument("--card-model", help="model the card describes (default: the last one)")
-    card.add_argument("--base-model", help="hub id of the base model (card front matter)")
-    card.add_argument("--data-card", help="link or path of the training data's card")
-    card.add_argument("--recipe", help="training recipe YAML (path and key hyper-parameters)")
-    return p
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vrt-eval``; returns the exit status (0 ok, 1 evaluation error, 2 usage)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    config: EvalConfig = parse(EvalConfig, eval_parser(), legacy_argv(argv, EvalConfig))
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args.dtype = args.dtype or ("fp32" if args.device == "cpu" else "bf16")
-    if not args.from_metrics and (not args.model or not args.data):
-        parser.error("--model and --data are required (or --from-metrics)")
-    if args.card and not args.base_model:
-        parser.error("--card needs --base-model")
+    out = Path(config.out)
     try:
-        for ms in args.delays:
-            C.check_delay_ms(ms)
-        if args.check_targets:
-            specs = [ModelSpec.parse(m) for m in args.model]
-            return _run_probe(args, specs, load_samples(args.data, args.split, args.max_samples))
-        if args.from_metrics:
+        if config.check_targets:
+            samples = load_samples(config.data, config.split, config.max_samples)
+            return _run_probe(config, samples)
+        if config.from_metrics:
             from vrt_finetune.model_card import write_report
 
-            metrics = json.loads(Path(args.from_metrics).read_text(encoding="utf-8"))
-            write_report(Path(args.out), metrics)
+            metrics = json.loads(Path(config.from_metrics).read_text(encoding="utf-8"))
+            write_report(out, metrics)
         else:
-            metrics = run(args)
-        if args.card:
+            metrics = run(config)
+        if config.card:
             from vrt_finetune.model_card import recipe_summary, render_model_card
 
             card = render_model_card(
-                Path(args.out),
+                out,
                 metrics,
-                base_model=args.base_model,
-                data_card=args.data_card,
-                recipe=recipe_summary(args.recipe) if args.recipe else None,
-                model=args.card_model,
+                base_model=config.base_model,  # type: ignore[arg-type]  # __post_init__ checks
+                data_card=config.data_card,
+                recipe=recipe_summary(config.recipe) if config.recipe else None,
+                model=config.card_model,
             )
             print(f"card\t{card}")
     except (EvalError, ValueError, OSError, RuntimeError) as err:
         print(f"vrt-eval: error: {err}", file=sys.stderr)
         return 1
-    print(f"metrics\t{Path(args.out) / 'metrics.md'}")
+    print(f"metrics\t{out / 'metrics.md'}")
     return 0
 
 

@@ -11,7 +11,8 @@ chosen formats under ``--out``::
 Each output is written to a hidden ``.NAME.partial`` directory and renamed when complete, so an
 interrupted export never leaves a half-written model under the final name.
 
-Example::
+The options are the fields of :class:`ExportConfig` (jsonargparse, as every command here:
+``--config FILE``, ``--print_config``, ``vrt-export --help``). Example::
 
     vrt-export --base mistralai/Voxtral-Mini-4B-Realtime-2602 --adapter runs/x/adapter \\
         --out exports/x --formats hf mistral --dtype bf16
@@ -19,18 +20,21 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
+from jsonargparse import ArgumentParser
 from peft import PeftModel
 
-from vrt_finetune.io_utils import no_space_as
+from vrt_finetune.config_parser import dataclass_parser, legacy_argv, parse
+from vrt_finetune.io_utils import DiskFullError, no_space_as
 from vrt_finetune.lora import AdapterError, load_adapter
 from vrt_finetune.mistral_format import save_mistral_checkpoint
 from vrt_finetune.model import CheckpointError, load_model, resolve_dtype
@@ -38,7 +42,8 @@ from vrt_finetune.tokenizer import TEKKEN_FILE, StreamingTokenizer, TokenizerErr
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("hf", "mistral", "adapter")
+Format = Literal["hf", "mistral", "adapter"]
+FORMATS: tuple[Format, ...] = ("hf", "mistral", "adapter")
 """Output formats; each is written to ``OUT/<format>``."""
 
 
@@ -159,49 +164,61 @@ def export(
     return targets
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``vrt-export`` command line."""
-    p = argparse.ArgumentParser(
+@dataclass
+class ExportConfig:
+    """What ``vrt-export`` merges and writes."""
+
+    base: str
+    """Hugging Face-format model directory or hub id."""
+    out: str
+    """Output parent directory: format ``F`` goes to ``OUT/F``."""
+    adapter: str | None = None
+    """peft LoRA adapter directory to merge into the base."""
+    formats: list[Format] | None = None
+    """What to write; ``null``: ``hf`` and ``mistral``, plus ``adapter`` when there is one."""
+    dtype: str = "bf16"
+    """dtype of the written weights: ``bf16`` (as released), ``fp16`` or ``fp32``."""
+    tokenizer: str | None = None
+    """``tekken.json`` to ship; ``null``: the base's own."""
+    overwrite: bool = False
+    """Replace existing output directories."""
+
+    @property
+    def chosen_formats(self) -> list[Format]:
+        """``formats``, or the default for this adapter."""
+        if self.formats is not None:
+            return list(self.formats)
+        return ["hf", "mistral", *(["adapter"] if self.adapter else [])]  # type: ignore[list-item]
+
+
+def export_parser(exit_on_error: bool = True) -> ArgumentParser:
+    """The ``vrt-export`` command line: the keys of :class:`ExportConfig`."""
+    return dataclass_parser(
+        ExportConfig,
         prog="vrt-export",
-        description="Export a Voxtral Realtime model (optionally with a LoRA adapter merged) as "
+        description="Export a Voxtral Realtime model (optionally with a LoRA adapter merged) as\n"
         "Hugging Face format, Mistral format (vLLM) and/or the adapter alone.",
+        exit_on_error=exit_on_error,
     )
-    p.add_argument("--base", required=True, help="Hugging Face-format model directory or hub id")
-    p.add_argument("--adapter", help="peft LoRA adapter directory to merge into the base")
-    p.add_argument("--out", required=True, help="output parent directory (one subdir per format)")
-    p.add_argument(
-        "--formats",
-        nargs="+",
-        choices=FORMATS,
-        help="what to write (default: hf mistral, plus adapter when --adapter is given)",
-    )
-    p.add_argument(
-        "--dtype",
-        default="bf16",
-        help="dtype of the written weights: bf16 (released), fp16 or fp32 (default: bf16)",
-    )
-    p.add_argument("--tokenizer", help=f"{TEKKEN_FILE} to ship (default: the base's own)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output dirs")
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vrt-export``; returns the process exit status (0 ok, 1 export error, 2 usage)."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    config: ExportConfig = parse(ExportConfig, export_parser(), legacy_argv(argv, ExportConfig))
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    formats = args.formats or ["hf", "mistral", *(["adapter"] if args.adapter else [])]
     try:
         written = export(
-            args.base,
-            args.out,
-            formats=formats,
-            adapter=args.adapter,
-            dtype=args.dtype,
-            tokenizer=args.tokenizer,
-            overwrite=args.overwrite,
+            config.base,
+            config.out,
+            formats=config.chosen_formats,
+            adapter=config.adapter,
+            dtype=config.dtype,
+            tokenizer=config.tokenizer,
+            overwrite=config.overwrite,
         )
-    except (ExportError, CheckpointError, ValueError) as err:
+    except (ExportError, CheckpointError, DiskFullError, ValueError) as err:
         print(f"vrt-export: error: {err}", file=sys.stderr)
         return 1
     for f, path in written.items():

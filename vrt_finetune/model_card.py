@@ -50,7 +50,7 @@ DEFAULT_LIMITS = (
     "Latency is read from when each word's `[W]` was written (80 ms resolution) against "
     "forced-alignment word ends; the word's remaining subword tokens follow one per 80 ms.",
     "Three details of the training targets are unverified against the released model "
-    "(leading space, overrun rule, end-of-stream token); `vrt-eval --check-targets` measures "
+    "(leading space, overrun rule, end-of-stream token); `vrt-eval --check_targets` measures "
     "which the base model prefers.",
     "Only the languages and domains listed here were evaluated.",
 )
