@@ -3,6 +3,9 @@
     vrt-prep run --config recipes/data/X.yaml [--source.path=... ...] [--rank R --world_size W]
     vrt-prep run --help                  # every recipe key, with its meaning and default
     vrt-prep merge --output DIR          # after a multi-machine run: index, summary and card
+    vrt-prep verify DIR                  # every shard against index.json (size, sha256, samples)
+    vrt-prep inspect DIR                 # DIR/inspect.html: listen, see word spans and targets
+    vrt-prep score DIR --reference REF   # word boundaries against reference times
 
 A rerun with the same recipe skips finished work units; a run killed at any point and started
 again ends with the same shards as an uninterrupted one.
@@ -21,6 +24,7 @@ from jsonargparse import ArgumentParser
 
 from data_prep.card import render_card
 from data_prep.config import PrepConfig, RunOptions, load_config, prep_argv, prep_parser
+from data_prep.dataset_commands import add_dataset_commands, run_dataset_command
 from data_prep.pipeline import rank_and_world, run_units
 from data_prep.report import format_summary, load_unit_results, merge, with_progress
 from data_prep.sources import (
@@ -31,10 +35,9 @@ from data_prep.sources import (
     synthetic_items,
 )
 from vrt_finetune.config_parser import HelpFormatter, from_namespace
-from vrt_finetune.io_utils import atomic_write_text
+from vrt_finetune.io_utils import DiskFullError, atomic_write_text
+from vrt_finetune.shard_format import RUN_CONFIG, ShardFormatError
 
-RUN_CONFIG = "prep_config.yaml"
-"""The resolved recipe a run leaves in its output directory; ``merge`` reads it back."""
 OLD_RUN_CONFIG = "prep_config.json"
 """What runs before the YAML one wrote (JSON is YAML: read the same way)."""
 
@@ -134,6 +137,7 @@ def build_parser(run_parser: ArgumentParser) -> ArgumentParser:
     )
     merge.add_argument("--output", type=str, required=True, help="the run's output directory")
     sub.add_subcommand("merge", merge, help="index, summary and card after a multi-rank run")
+    add_dataset_commands(sub)
     return parser
 
 
@@ -145,6 +149,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_parser = prep_parser()
     cfg = build_parser(run_parser).parse_args(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _dispatch(cfg, run_parser)
+    except (DiskFullError, ShardFormatError, KeyError, FileNotFoundError) as err:
+        print(f"vrt-prep {cfg.subcommand}: error: {err}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(cfg, run_parser: ArgumentParser) -> int:
+    if cfg.subcommand in ("verify", "inspect", "score"):
+        return run_dataset_command(cfg.subcommand, cfg[cfg.subcommand])
     if cfg.subcommand == "merge":
         out = Path(cfg.merge.output)
         try:

@@ -28,6 +28,7 @@ import soundfile as sf
 
 from data_prep.dataset_reader import dataset_splits, iter_samples, read_rejects
 from vrt_finetune import constants as C
+from vrt_finetune.io_utils import atomic_write_text
 from vrt_finetune.shard_format import (
     INDEX_FILE,
     SUMMARY_FILE,
@@ -274,5 +275,5 @@ def write_inspection_page(
     page = render_page(collect_page_data(root, per_split, seed, max_audio_seconds))
     out = Path(out_html) if out_html is not None else root / PAGE_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    atomic_write_text(out, page)
     return out

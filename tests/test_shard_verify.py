@@ -138,3 +138,38 @@ def test_cache_entry_is_keyed_on_mtime(tmp_path, tokenizer) -> None:
     st = shard.stat()
     os.utime(shard, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     assert not verify_entries([(shard, index_entry)])[0].cached
+
+
+def test_vrt_prep_verify_inspect_and_score_commands(tmp_path, tokenizer, capsys) -> None:
+    from data_prep.cli import main
+
+    root = make_dataset(tmp_path / "d", tokenizer)
+    assert main(["verify", str(root)]) == 0
+    assert "2 shards checked" in capsys.readouterr().out
+    flip_byte(sorted((root / "train").glob("*.tar"))[0], 3000)
+    assert main(["verify", str(root), "--workers", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "BAD  train/train-u00000-000.tar: sha256 differs" in out
+    assert "unit-00000.json && vrt-prep run --config" in out and "prep_config.yaml" in out
+    assert main(["verify", str(tmp_path / "nothing")]) == 1
+    assert "no index.json" in capsys.readouterr().err
+
+    clean = make_dataset(tmp_path / "e", tokenizer)
+    assert main(["inspect", str(clean), "--per_split", "3"]) == 0
+    assert (clean / "inspect.html").stat().st_size > 10_000
+    assert main(["score", str(clean), "--reference", str(clean)]) == 0
+    report = __import__("json").loads((clean / "score" / "score.json").read_text())
+    assert report["overall"]["matched"] > 20 and report["overall"]["missing"] == 0
+
+
+def test_eval_reports_samples_it_cannot_read(tmp_path, tokenizer) -> None:
+    from vrt_finetune.evaluate import load_samples
+
+    root = make_dataset(tmp_path / "d", tokenizer)
+    first, second = sorted((root / "train").glob("*.tar"))
+    _corrupt_flac_of_one_sample(first)
+    second.write_bytes(second.read_bytes()[:3000])
+    counts = ReadCounts()
+    samples = load_samples([str(root)], split="train", counts=counts)
+    assert counts.skipped == {"undecodable_audio": 1, "unreadable_shard": 1}
+    assert len(samples) == counts.read - 1

@@ -25,7 +25,12 @@ import webdataset as wds
 
 from vrt_finetune import constants as C
 from vrt_finetune.layout import IGNORE_INDEX, layout_example
-from vrt_finetune.shard_format import ShardFormatError, decode_flac, from_tar_sample
+from vrt_finetune.shard_format import (
+    ShardFormatError,
+    ShardSample,
+    decode_flac,
+    from_tar_sample,
+)
 from vrt_finetune.specaugment import draw_masks
 from vrt_finetune.targets import TargetOptions
 from vrt_finetune.tokenizer import StreamIds
@@ -108,13 +113,8 @@ class ReadCounts:
         return out
 
 
-def parse_sample(raw: dict[str, Any]) -> Item:
-    """A raw tar sample (``__key__``, ``flac``, ``json`` bytes) → :class:`Item`.
-
-    Raises:
-        ShardFormatError: the sample does not follow ``vrt_finetune.shard_format``.
-    """
-    sample, flac = from_tar_sample(raw)
+def item_of(sample: ShardSample, flac: bytes) -> Item:
+    """A shard sample (``vrt_finetune.shard_format``) → :class:`Item`."""
     return Item(
         sample.key,
         flac,
@@ -262,8 +262,10 @@ def collate(
     return batch
 
 
-def read_items(urls: Sequence[str], counts: ReadCounts | None = None) -> Iterator[Item]:
-    """Samples of ``urls`` in order; what cannot be read is counted in ``counts`` and skipped.
+def read_shard_samples(
+    urls: Sequence[str], counts: ReadCounts | None = None
+) -> Iterator[tuple[ShardSample, bytes]]:
+    """``(sample, FLAC bytes)`` of ``urls`` in order; what cannot be read is counted and skipped.
 
     A shard that cannot be opened or read to its end counts once as ``unreadable_shard`` (its
     remaining samples cannot be counted one by one); a sample that does not follow the shard
@@ -277,13 +279,19 @@ def read_items(urls: Sequence[str], counts: ReadCounts | None = None) -> Iterato
             failed.append(err)  # webdataset may report one broken shard more than once
             return True  # go on with what can still be read
 
-        for sample in wds.tarfile_samples([{"url": url}], handler=on_shard_error):
+        for raw in wds.tarfile_samples([{"url": url}], handler=on_shard_error):
             try:
-                item = parse_sample(sample)
+                sample, flac = from_tar_sample(raw)
             except ShardFormatError as err:
-                counts.skip(BAD_SAMPLE, f"sample {sample.get('__key__')}: {err}")
+                counts.skip(BAD_SAMPLE, f"sample {raw.get('__key__')}: {err}")
                 continue
             counts.read += 1
-            yield item
+            yield sample, flac
         if failed:
             counts.skip(UNREADABLE_SHARD, f"the rest of {url} ({failed[0]})")
+
+
+def read_items(urls: Sequence[str], counts: ReadCounts | None = None) -> Iterator[Item]:
+    """Training items of ``urls`` in order (see :func:`read_shard_samples` for what is skipped)."""
+    for sample, flac in read_shard_samples(urls, counts):
+        yield item_of(sample, flac)

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from vrt_finetune import constants as C
+from vrt_finetune.batches import ReadCounts
 from vrt_finetune.config_parser import legacy_argv, parse
 from vrt_finetune.eval_config import EvalConfig, ModelSpec, eval_parser
 from vrt_finetune.metrics import Reference, RefWord, score
@@ -72,20 +73,19 @@ def _reference(meta: dict) -> Reference:
     return Reference(str(meta.get("text", "")), meta.get("language") or None, words)
 
 
-def _shard_samples(urls: Sequence[str]) -> Iterator[EvalSample]:
-    import webdataset as wds
+def _shard_samples(urls: Sequence[str], counts: ReadCounts) -> Iterator[EvalSample]:
+    """Utterances of shards; what cannot be read is counted in ``counts`` (and reported)."""
+    from vrt_finetune.batches import UNDECODABLE_AUDIO, read_shard_samples
+    from vrt_finetune.shard_format import ShardFormatError, decode_flac
 
-    from vrt_finetune.shard_format import ShardFormatError, decode_flac, from_tar_sample
-
-    raw = wds.tarfile_samples(({"url": u} for u in urls), handler=wds.warn_and_continue)
-    for member in raw:
+    for sample, flac in read_shard_samples(urls, counts):
         try:
-            sample, flac = from_tar_sample(member)
-            words = tuple(RefWord(w.word, w.end, w.flagged) for w in sample.words)
-            reference = Reference(sample.text, sample.language, words)
-            yield EvalSample(sample.key, decode_flac(flac), reference)
+            audio = decode_flac(flac)
         except ShardFormatError as err:
-            log.warning("skipping sample %s: %s", member.get("__key__"), err)
+            counts.skip(UNDECODABLE_AUDIO, f"sample {sample.key}: {err}")
+            continue
+        words = tuple(RefWord(w.word, w.end, w.flagged) for w in sample.words)
+        yield EvalSample(sample.key, audio, Reference(sample.text, sample.language, words))
 
 
 def _manifest_samples(path: Path) -> Iterator[EvalSample]:
@@ -106,16 +106,23 @@ def _manifest_samples(path: Path) -> Iterator[EvalSample]:
 
 
 def load_samples(
-    specs: Sequence[str], split: str = "test", max_samples: int | None = None
+    specs: Sequence[str],
+    split: str = "test",
+    max_samples: int | None = None,
+    counts: ReadCounts | None = None,
 ) -> list[EvalSample]:
     """Read utterances from shard paths/globs/dirs, dataset dirs (``index.json`` + ``split``) or
-    JSONL manifests, in the order given; at most ``max_samples`` in all.
+    JSONL manifests, in the order given; at most ``max_samples`` in all. Shard samples that
+    cannot be read are counted by reason in ``counts`` (a JSONL line that cannot be read is an
+    error: a manifest is small and hand-made).
 
     Raises:
         EvalError: a spec matches nothing readable, or no utterance was found.
     """
     from vrt_finetune.data import ShardListError, expand_shards
     from vrt_finetune.shard_format import ShardFormatError, is_dataset_dir, split_shards
+
+    counts = counts if counts is not None else ReadCounts()
 
     def each() -> Iterator[EvalSample]:
         for spec in specs:
@@ -127,10 +134,10 @@ def load_samples(
                     urls = split_shards(path, split)
                 except ShardFormatError as err:
                     raise EvalError(str(err)) from err
-                yield from _shard_samples(urls)
+                yield from _shard_samples(urls, counts)
             else:
                 try:
-                    yield from _shard_samples(expand_shards(spec))
+                    yield from _shard_samples(expand_shards(spec), counts)
                 except ShardListError as err:
                     raise EvalError(str(err)) from err
 
@@ -260,15 +267,29 @@ def run(config: EvalConfig) -> dict:
         load_spelling_map(config.spelling_map) if config.spelling_map else None
     )
     glossary = load_glossary(config.glossary) if config.glossary else []
-    sets = {DOMAIN: load_samples(config.data, config.split, config.max_samples)}
+    skipped = {DOMAIN: ReadCounts(), GENERAL: ReadCounts()}
+    sets = {DOMAIN: load_samples(config.data, config.split, config.max_samples, skipped[DOMAIN])}
     if config.general:
-        sets[GENERAL] = load_samples(config.general, config.split, config.max_samples)
+        sets[GENERAL] = load_samples(
+            config.general, config.split, config.max_samples, skipped[GENERAL]
+        )
+    for name, counts in skipped.items():
+        if counts.skipped:  # never silently out of the WER: reported here and in metrics.json
+            log.warning(
+                "%s set: %d samples could not be read and are not scored: %s",
+                name,
+                sum(counts.skipped.values()),
+                dict(counts.skipped),
+            )
     metrics: dict = {
         "meta": {
             "tool": "vrt-eval",
             "delays_ms": list(config.delays),
             "sets": {
-                name: _set_meta(config.data if name == DOMAIN else config.general, config.split, s)
+                name: {
+                    **_set_meta(config.data if name == DOMAIN else config.general, config.split, s),
+                    "skipped": dict(skipped[name].skipped),
+                }
                 for name, s in sets.items()
             },
             "glossary": {"file": config.glossary, "terms": len(glossary)} if glossary else None,

@@ -8,6 +8,7 @@ file of the layout or a field of a sample lives here, so writer and readers cann
                                         per split: shards, samples, hours
     DIR/summary.json                    items kept and rejected (by reason), hours per split
     DIR/README.md                       the dataset card
+    DIR/prep_config.yaml                the resolved recipe of the run that wrote DIR
     DIR/_units/unit-NNNNN.json          completion marker of vrt-prep's work unit NNNNN
     DIR/{split}/{split}-uNNNNN-PPP.tar  WebDataset shards of unit NNNNN (part PPP), two members
                                         per sample:
@@ -45,6 +46,8 @@ SUMMARY_FILE = "summary.json"
 """What ``vrt-prep`` kept and rejected (by reason)."""
 CARD_FILE = "README.md"
 """The dataset card."""
+RUN_CONFIG = "prep_config.yaml"
+"""The resolved recipe of the ``vrt-prep run`` that wrote the directory (``--config`` reads it)."""
 UNITS_DIR = "_units"
 """Completion markers of ``vrt-prep``'s work units: a unit without one is redone by a rerun."""
 SPLITS = ("train", "valid", "test")

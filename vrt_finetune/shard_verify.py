@@ -26,6 +26,7 @@ from pathlib import Path
 from vrt_finetune.io_utils import atomic_write_text
 from vrt_finetune.shard_format import (
     INDEX_FILE,
+    RUN_CONFIG,
     ShardFormatError,
     read_index,
     unit_marker,
@@ -56,8 +57,8 @@ class ShardCheck:
         if unit is None:
             return f"re-create {self.path} with the tool that wrote it"
         return (
-            f"rm {unit_marker(root, unit)} && vrt-prep run --config RECIPE "
-            f"(the recipe that wrote {root}; vrt-prep redoes unit {unit} and rewrites its shards)"
+            f"rm {unit_marker(root, unit)} && vrt-prep run --config {root / RUN_CONFIG} "
+            f"(vrt-prep redoes unit {unit} alone and rewrites its shards)"
         )
 
 
