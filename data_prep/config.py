@@ -81,6 +81,14 @@ class AlignerConfig:
     (emissions window by window, text chunk by chunk: ``data_prep.align.longform``; memory
     bounded by one 36 s window's activations, ~0.4 GB for wav2vec2-base). ``false``: reject
     them as ``too_long_to_align`` (give word times or ``start``/``end`` windows instead)."""
+    use_given_times: bool = True
+    """Keep the word times an item comes with (whisperX JSON, CTM, TextGrid, synthetic speech)
+    and align only the others. ``false``: align every item with the backend and ignore given
+    times, e.g. to measure an aligner against known times (``vrt-prep score``)."""
+
+    def __post_init__(self) -> None:
+        if self.backend == "given" and not self.use_given_times:
+            raise ValueError("aligner.backend 'given' needs aligner.use_given_times: true")
 
 
 @dataclass

@@ -68,11 +68,19 @@ class _Prepared:
     long_form: bool = False
     """Longer than ``aligner.max_seconds``: aligned alone by the long-form aligner."""
 
+    use_given: bool = True
+    """Pass the item's own word times on (``aligner.use_given_times``)."""
+
+    @property
+    def given(self) -> Any:
+        """The item's word times, if it has them and they are to be used."""
+        return self.item.words if self.use_given else None
+
     @property
     def request(self) -> AlignRequest:
         """What the aligner is asked: the spoken words and, if the item has them, word times."""
         i = self.item
-        return AlignRequest(self.audio, self.spoken, i.language, i.words, self.norm)
+        return AlignRequest(self.audio, self.spoken, i.language, self.given, self.norm)
 
 
 class UnitProcessor:
@@ -115,9 +123,9 @@ class UnitProcessor:
         if not check.ok:
             result.reject(item, str(check.reason), f"{item.source}: {'; '.join(check.notes)}")
             return None
-        p = _Prepared(item, audio, norm, spoken)
+        p = _Prepared(item, audio, norm, spoken, use_given=self.config.aligner.use_given_times)
         too_long = len(audio) > C.seconds_to_samples(self.config.aligner.max_seconds)
-        if item.words is None and too_long:  # given times need no model, at any length
+        if p.given is None and too_long:  # given times need no model, at any length
             if self.long_aligner is None:
                 result.reject(
                     item,

@@ -2,13 +2,17 @@
 
 1. an offline test tokenizer (capped vocabulary, 8 left-pad tokens to keep sequences short);
 2. a synthetic corpus spoken by espeak-ng with exact word times: general sentences and
-   sentences carrying medical terms, prepared into shards by ``vrt-prep`` (dataset cards);
+   sentences carrying medical terms, prepared into shards by ``vrt-prep`` (dataset cards); the
+   medical ones also aligned from the audio by PocketSphinx (what the LoRA trains on), scored
+   against the exact times (``vrt-prep score``) and written as an inspection page
+   (``vrt-prep inspect``);
 3. a tiny model trained from random initialisation on the general shards (``vrt-train``,
    ``recipes/train/demo_base.yaml``: the "base");
 4. LoRA fine-tuning of the base on the medical shards with as many general sentences replayed
    beside them (``recipes/train/demo_medical.yaml``);
-5. ``vrt-eval`` of base against fine-tuned at several delays: WER, glossary recall, forgetting
-   on general sentences, latency; the model card and the WER-by-delay plot;
+5. ``vrt-eval`` of base against fine-tuned at several delays on the held-out medical sentences
+   (exact times): WER, glossary recall, forgetting on general sentences, latency; the model
+   card and the WER-by-delay plot;
 6. ``vrt-export`` of the merged model in Hugging Face and Mistral formats.
 
 Every stage is the toolkit's own command, so the demo is also the tutorial. It lives with the
@@ -59,8 +63,13 @@ def prepare(
     n_medical: int,
     seed: int,
     glossary: Path | None = None,
+    aligner: str = "given",
 ) -> dict:
-    """``vrt-prep`` of the synthetic source into ``out``; returns the run's summary."""
+    """``vrt-prep`` of the synthetic source into ``out``; returns the run's summary.
+
+    ``aligner="given"`` keeps espeak-ng's exact word times; another backend aligns the audio
+    itself and ignores them (``aligner.use_given_times: false``), as it would real recordings.
+    """
     overrides = {
         "name": name,
         "output": str(out),
@@ -71,11 +80,33 @@ def prepare(
         "shards.valid_fraction": 0.05,
         "shards.test_fraction": 0.1,
         "glossary": str(glossary) if glossary else None,
+        "aligner.backend": aligner,
+        "aligner.use_given_times": aligner == "given",
     }
     config = load_config(DATA_RECIPE, [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
     summary = prep_run(config, progress=False)
     assert summary is not None
     return summary
+
+
+def print_alignment_check(out: Path) -> dict:
+    """``vrt-prep score`` of the PocketSphinx-aligned medical shards against espeak-ng's exact
+    times, and ``vrt-prep inspect`` of them; returns the overall figures."""
+    from data_prep.inspect_page import write_inspection_page
+    from data_prep.score import score_alignments, write_report
+
+    report = score_alignments(out / "shards_medical", out / "shards_medical_exact")
+    write_report(report, out / "alignment_score")
+    page = write_inspection_page(out / "shards_medical", out / "inspect.html")
+    s = report.overall.summary()
+    print(
+        f"  PocketSphinx vs exact times: {s['matched']} words, mean start/end error "
+        f"{s['mean_start_ms']:.0f}/{s['mean_end_ms']:.0f} ms, median "
+        f"{s['median_start_ms']:.0f}/{s['median_end_ms']:.0f} ms, within 20/50/100 ms: "
+        f"{100 * s['within_20ms']:.0f}/{100 * s['within_50ms']:.0f}/"
+        f"{100 * s['within_100ms']:.0f} % ({out / 'alignment_score'}); page: {page}"
+    )
+    return s
 
 
 def train(recipe: Path, out: Path, overrides: list[str]) -> Path:
@@ -179,14 +210,22 @@ def main(argv: list[str] | None = None) -> int:
     glossary = out / "glossary.txt"
     glossary.write_text("\n".join(MEDICAL_TERMS) + "\n")
     general = prepare(out / "shards", "demo-general", tok.path, args.n_general, 0, 0, glossary)
-    medical = prepare(
-        out / "shards_medical", "demo-medical", tok.path, 0, args.n_medical, 1, glossary
+    # The medical sentences twice: with espeak-ng's exact word times (the reference, and the
+    # evaluation set), and aligned from the audio by PocketSphinx as a team's recordings would
+    # be (what the LoRA trains on). The second is scored against the first and can be inspected.
+    exact = prepare(
+        out / "shards_medical_exact", "demo-medical-exact", tok.path, 0, args.n_medical, 1, glossary
     )
-    for name, s in (("general", general), ("medical", medical)):
+    medical = prepare(
+        out / "shards_medical", "demo-medical", tok.path, 0, args.n_medical, 1, glossary,
+        aligner="pocketsphinx",
+    )  # fmt: skip
+    for name, s in (("general", general), ("medical, exact", exact), ("medical", medical)):
         print(
             f"  {name}: {s['kept_samples']} samples kept, {s['rejected']} rejected, "
             f"{sum(s['hours_by_split'].values()) * 60:.1f} min"
         )
+    print_alignment_check(out)
 
     _stage(3, f"base model from random init, {args.base_steps} steps (vrt-train)", t0)
     base_dir = train_base(out, tok.path, args.base_steps)
@@ -223,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             "--model",
             f"tuned={base_dir}:{adapter}",
             "--data",
-            str(out / "shards_medical"),
+            str(out / "shards_medical_exact"),  # references with the true word ends
             "--general",
             str(out / "shards"),
             "--glossary",
@@ -270,7 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ndone in {time.perf_counter() - t0:.0f} s. Outputs under {out}/:")
     for path, what in (
         ("shards/README.md", "dataset card (general)"),
-        ("shards_medical/README.md", "dataset card (medical)"),
+        ("shards_medical/README.md", "dataset card (medical, aligned by PocketSphinx)"),
+        ("alignment_score/score.md", "PocketSphinx word boundaries vs exact times"),
+        ("inspect.html", "inspection page of the medical shards"),
         ("eval/README.md", "model card"),
         ("eval/metrics.md", "metrics table"),
         ("eval/wer_by_delay.png", "WER by delay"),

@@ -173,3 +173,36 @@ def test_eval_reports_samples_it_cannot_read(tmp_path, tokenizer) -> None:
     samples = load_samples([str(root)], split="train", counts=counts)
     assert counts.skipped == {"undecodable_audio": 1, "unreadable_shard": 1}
     assert len(samples) == counts.read - 1
+
+
+def test_unverified_training_stops_when_it_loses_too_much(tmp_path, tokenizer) -> None:
+    """Verification off: the damaged sample is counted and the threshold stops the run."""
+    import lightning as L
+
+    from vrt_finetune.lit_module import VrtLitModule
+    from vrt_finetune.lora import LoraSettings
+    from vrt_finetune.train_settings import OptimSettings, TinyModel
+
+    root = make_dataset(tmp_path / "d", tokenizer)
+    _corrupt_flac_of_one_sample(sorted((root / "train").glob("*.tar"))[0])
+    module = VrtLitModule(
+        tiny=TinyModel(hidden=32, heads=2, kv_heads=1),
+        tokenizer=str(tokenizer.path),
+        dtype="fp32",
+        lora=LoraSettings(rank=4),
+        optim=OptimSettings(lr=1e-3, warmup_steps=1),
+        wer_samples=0,
+    )
+    data = VrtDataModule(
+        train_shards=str(root / "train"),
+        tokenizer=str(tokenizer.path),
+        batching=Batching(batch_seconds=5.0, max_batch_size=3),
+        num_workers=0,
+        verify=False,
+        max_skipped_fraction=0.0,
+    )
+    trainer = L.Trainer(accelerator="cpu", max_steps=6, limit_val_batches=0, logger=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        enable_checkpointing=False)  # fmt: skip
+    with pytest.raises(DataLossError, match=r"undecodable_audio"):
+        trainer.fit(module, data)
