@@ -25,6 +25,26 @@ def glossary_coverage(texts: list[str], terms: list[str]) -> list[tuple[str, int
     return [(t, len(re.findall(rf"(?<!\w){re.escape(t.lower())}(?!\w)", joined))) for t in terms]
 
 
+def _score_section(score: dict | None) -> str:
+    """The word-boundary figures against reference times, as the card shows them."""
+    if not score:
+        return (
+            "Word boundaries were not scored against reference times (give the recipe a "
+            "`reference`, or run `vrt-prep score DIR --reference REF`)."
+        )
+    o = score["overall"]
+    if not o["matched"]:
+        return f"No word matched the reference `{score['reference']}`."
+    return (
+        f"Against reference times ({score['reference']}): {o['matched']} words matched, "
+        f"{o['missing']} missing, {o['extra']} extra; mean error {o['mean_start_ms']:.0f} ms "
+        f"(starts) / {o['mean_end_ms']:.0f} ms (ends), median {o['median_start_ms']:.0f} / "
+        f"{o['median_end_ms']:.0f} ms; {100 * o['within_20ms']:.0f} % of boundaries within "
+        f"20 ms, {100 * o['within_50ms']:.0f} % within 50 ms, {100 * o['within_100ms']:.0f} % "
+        "within 100 ms (details in `score/`)."
+    )
+
+
 def _histogram(durations: list[float], path: Path) -> None:
     import matplotlib
 
@@ -50,8 +70,14 @@ def render_card(
     aligner: str,
     target_options: dict,
     glossary: list[str] | None = None,
+    alignment_score: dict | None = None,
 ) -> Path:
-    """Write the card (``README.md``) and ``duration_histogram.png`` into ``out_dir``."""
+    """Write the card (``README.md``) and ``duration_histogram.png`` into ``out_dir``.
+
+    Args:
+        alignment_score: ``vrt-prep score``'s overall figures against the recipe's
+            ``reference`` (``ScoreReport.to_json()``), shown under "Alignment coverage".
+    """
     samples = [s for r in results for s in r.samples]
     durations = [s["seconds"] for s in samples]
     _histogram(durations, out_dir / "duration_histogram.png")
@@ -108,6 +134,7 @@ def render_card(
         if fertility > HIGH_FERTILITY
         else "normal",
         "glossary_section": glossary_section,
+        "alignment_score_section": _score_section(alignment_score),
     }
     text = card_template(CARD_TEMPLATE).substitute(values)
     path = out_dir / CARD_FILE

@@ -70,6 +70,13 @@ def finish(out_dir: Path, config: PrepConfig) -> dict:
     glossary = None
     if config.glossary:
         glossary = [t.strip() for t in Path(config.glossary).read_text().splitlines() if t.strip()]
+    score = None
+    if config.reference:
+        from data_prep.score import score_alignments, write_report
+
+        report = score_alignments(out_dir, config.reference)
+        write_report(report, out_dir / "score")
+        score = report.to_json()
     render_card(
         out_dir,
         load_unit_results(out_dir),
@@ -78,6 +85,7 @@ def finish(out_dir: Path, config: PrepConfig) -> dict:
         aligner=config.aligner.backend,
         target_options=asdict(config.targets),
         glossary=glossary,
+        alignment_score=score,
     )
     return summary
 

@@ -122,6 +122,11 @@ class PrepConfig:
     shards: ShardConfig = field(default_factory=ShardConfig)
     workers: int = 1
     """Processes on this machine."""
+    reference: str | None = None
+    """Reference word times to score the aligner against when the run finishes (another
+    dataset directory, a CTM, a whisperX JSON ``{key: result}`` or a folder of
+    ``KEY.TextGrid``/``KEY.json``/``KEY.ctm``; see ``vrt-prep score``): the figures go on the
+    dataset card and in ``score/``."""
     glossary: str | None = None
     """Optional file of domain terms (one per line) whose coverage the card reports."""
     name: str = "dataset"

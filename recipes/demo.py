@@ -64,11 +64,13 @@ def prepare(
     seed: int,
     glossary: Path | None = None,
     aligner: str = "given",
+    reference: Path | None = None,
 ) -> dict:
     """``vrt-prep`` of the synthetic source into ``out``; returns the run's summary.
 
     ``aligner="given"`` keeps espeak-ng's exact word times; another backend aligns the audio
     itself and ignores them (``aligner.use_given_times: false``), as it would real recordings.
+    ``reference``: a dataset with the true times, scored against (``DIR/score/``, the card).
     """
     overrides = {
         "name": name,
@@ -82,6 +84,7 @@ def prepare(
         "glossary": str(glossary) if glossary else None,
         "aligner.backend": aligner,
         "aligner.use_given_times": aligner == "given",
+        "reference": str(reference) if reference else None,
     }
     config = load_config(DATA_RECIPE, [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
     summary = prep_run(config, progress=False)
@@ -90,21 +93,20 @@ def prepare(
 
 
 def print_alignment_check(out: Path) -> dict:
-    """``vrt-prep score`` of the PocketSphinx-aligned medical shards against espeak-ng's exact
-    times, and ``vrt-prep inspect`` of them; returns the overall figures."""
+    """The PocketSphinx-aligned medical shards against espeak-ng's exact times (what
+    ``vrt-prep`` scored, ``reference:``) and their inspection page (``vrt-prep inspect``);
+    returns the overall figures."""
     from data_prep.inspect_page import write_inspection_page
-    from data_prep.score import score_alignments, write_report
 
-    report = score_alignments(out / "shards_medical", out / "shards_medical_exact")
-    write_report(report, out / "alignment_score")
+    score = json.loads((out / "shards_medical" / "score" / "score.json").read_text())
     page = write_inspection_page(out / "shards_medical", out / "inspect.html")
-    s = report.overall.summary()
+    s = score["overall"]
     print(
         f"  PocketSphinx vs exact times: {s['matched']} words, mean start/end error "
         f"{s['mean_start_ms']:.0f}/{s['mean_end_ms']:.0f} ms, median "
         f"{s['median_start_ms']:.0f}/{s['median_end_ms']:.0f} ms, within 20/50/100 ms: "
         f"{100 * s['within_20ms']:.0f}/{100 * s['within_50ms']:.0f}/"
-        f"{100 * s['within_100ms']:.0f} % ({out / 'alignment_score'}); page: {page}"
+        f"{100 * s['within_100ms']:.0f} % (shards_medical/score/); page: {page}"
     )
     return s
 
@@ -218,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     medical = prepare(
         out / "shards_medical", "demo-medical", tok.path, 0, args.n_medical, 1, glossary,
-        aligner="pocketsphinx",
+        aligner="pocketsphinx", reference=out / "shards_medical_exact",
     )  # fmt: skip
     for name, s in (("general", general), ("medical, exact", exact), ("medical", medical)):
         print(
@@ -310,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     for path, what in (
         ("shards/README.md", "dataset card (general)"),
         ("shards_medical/README.md", "dataset card (medical, aligned by PocketSphinx)"),
-        ("alignment_score/score.md", "PocketSphinx word boundaries vs exact times"),
+        ("shards_medical/score/score.md", "PocketSphinx word boundaries vs exact times"),
         ("inspect.html", "inspection page of the medical shards"),
         ("eval/README.md", "model card"),
         ("eval/metrics.md", "metrics table"),

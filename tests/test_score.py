@@ -104,3 +104,25 @@ def test_reference_with_other_keys_is_refused(dataset, tmp_path: Path) -> None:
     ctm.write_text("utt-a 1 0.1 0.2 hello\nutt-b 1 0.1 0.2 world\n")
     with pytest.raises(KeyMismatchError, match=r"train-000.*utt-a"):
         score_alignments(root, ctm)
+
+
+def test_a_recipe_reference_puts_the_figures_on_the_card(tmp_path) -> None:
+    """``reference:`` in a recipe: vrt-prep scores its shards when it finishes."""
+    from data_prep.cli import run
+    from data_prep.config import load_config
+    from vrt_finetune.tokenizer import build_test_tokenizer
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "data" / "synthetic_demo.yaml"
+    tok = build_test_tokenizer(tmp_path / "tok")
+    common = ["source.n_general=4", "source.n_medical=0", f"tokenizer={tok}", "workers=1"]
+    run(load_config(recipe, [*common, f"output={tmp_path / 'exact'}"]), progress=False)
+    run(
+        load_config(
+            recipe,
+            [*common, f"output={tmp_path / 'again'}", f"reference={tmp_path / 'exact'}"],
+        ),
+        progress=False,
+    )
+    card = (tmp_path / "again" / "README.md").read_text()
+    assert "Against reference times" in card and "100 % of boundaries within" in card
+    assert (tmp_path / "again" / "score" / "score.json").is_file()
