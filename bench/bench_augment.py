@@ -88,10 +88,10 @@ def configs(noise_dir: str) -> dict[str, Augment]:
     }
 
 
-def worker_rate(urls, tokenizer, augment: Augment, n_batches: int, batch_size: int) -> float:
-    """Samples/s of one worker making ``n_batches`` training batches (after one warm-up)."""
+def _stream(urls, tokenizer, augment: Augment, batch_size: int) -> ShardStream:
+    """One worker's training stream of ``batch_size``-sample batches with ``augment``."""
     augmenter = Augmenter(augment, tokenizer.encode, tokenizer.ids) if augment.enabled else None
-    stream = ShardStream(
+    return ShardStream(
         urls,
         tokenizer.ids,
         Batching(batch_seconds=4.0 * batch_size, max_batch_size=batch_size, bucket_edges_s=[]),
@@ -100,7 +100,11 @@ def worker_rate(urls, tokenizer, augment: Augment, n_batches: int, batch_size: i
         seed=1,
         augmenter=augmenter,
     )
-    it = iter(stream)
+
+
+def worker_rate(urls, tokenizer, augment: Augment, n_batches: int, batch_size: int) -> float:
+    """Samples/s of one worker making ``n_batches`` training batches (after one warm-up)."""
+    it = iter(_stream(urls, tokenizer, augment, batch_size))
     next(it)
     t0, samples = time.perf_counter(), 0
     for _ in range(n_batches):
@@ -114,16 +118,7 @@ def train_step_rate(urls, tokenizer, tokenizer_path: str, batch_size: int, steps
     from vrt_finetune.lora import LoraSettings
     from vrt_finetune.train_settings import TinyModel
 
-    augment = Augment(spec=SpecAugment(p=1.0))
-    stream = ShardStream(
-        urls,
-        tokenizer.ids,
-        Batching(batch_seconds=4.0 * batch_size, max_batch_size=batch_size, bucket_edges_s=[]),
-        train=True,
-        shuffle_buffer=32,
-        seed=1,
-        augmenter=Augmenter(augment, tokenizer.encode, tokenizer.ids),
-    )
+    stream = _stream(urls, tokenizer, Augment(spec=SpecAugment(p=1.0)), batch_size)
     module = VrtLitModule(
         tiny=TinyModel(hidden=128, heads=4, kv_heads=2),
         tokenizer=tokenizer_path,

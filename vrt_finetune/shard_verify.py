@@ -185,14 +185,20 @@ def verify_dataset(
     return verify_entries([(root / e["name"], e) for e in entries], workers, use_cache)
 
 
-def _index_entry(path: Path) -> tuple[Path, dict] | None:
-    """The dataset directory and ``index.json`` entry that list the shard at ``path``."""
+def _index_entry(path: Path, indexes: dict[Path, dict[str, dict]]) -> tuple[Path, dict] | None:
+    """The dataset directory and ``index.json`` entry that list the shard at ``path``.
+
+    ``indexes`` caches each directory's entries by name: a list of thousands of shards reads
+    each ``index.json`` (which lists every sample key) once, not once per shard.
+    """
     for root in list(path.parents)[:3]:  # DIR/split/shard.tar: the index is two levels up
-        if (root / INDEX_FILE).is_file():
-            name = path.relative_to(root).as_posix()
-            for entry in read_index(root).get("shards", []):
-                if entry["name"] == name:
-                    return root, entry
+        if root not in indexes:
+            if not (root / INDEX_FILE).is_file():
+                continue
+            indexes[root] = {e["name"]: e for e in read_index(root).get("shards", [])}
+        entry = indexes[root].get(path.relative_to(root).as_posix())
+        if entry is not None:
+            return root, entry
     return None
 
 
@@ -212,9 +218,11 @@ def verify_shard_list(urls: Sequence[str], workers: int = 4) -> int:
         ShardVerificationError: a shard is missing, truncated, changed or holds other samples.
     """
     items, roots, unlisted = [], [], 0
+    indexes: dict[Path, dict[str, dict]] = {}
     for url in urls:
         path = Path(url.removeprefix("file:"))
-        found = _index_entry(path) if "://" not in url and not url.startswith("pipe:") else None
+        local = "://" not in url and not url.startswith("pipe:")
+        found = _index_entry(path, indexes) if local else None
         if found is None:
             unlisted += 1
             continue
