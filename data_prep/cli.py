@@ -25,12 +25,13 @@ from jsonargparse import ArgumentParser
 from data_prep.card import render_card
 from data_prep.config import PrepConfig, RunOptions, load_config, prep_argv, prep_parser
 from data_prep.dataset_commands import add_dataset_commands, run_dataset_command
-from data_prep.pipeline import rank_and_world, run_units
+from data_prep.errors import SourceError
+from data_prep.hf_source import HfUnits, hf_items
+from data_prep.pipeline import rank_and_world, run_unit_stream, run_units
 from data_prep.report import format_summary, load_unit_results, merge, with_progress
 from data_prep.sources import (
     SourceItem,
     read_folder,
-    read_hf_dataset,
     read_manifest,
     synthetic_items,
 )
@@ -49,18 +50,7 @@ def read_items(config: PrepConfig) -> list[SourceItem]:
     if s.kind == "folder":
         return list(read_folder(s.path, s.language))
     if s.kind == "hf":
-        return list(
-            read_hf_dataset(
-                s.path,
-                s.split,
-                s.audio_column,
-                s.text_column,
-                s.language_column,
-                s.speaker_column,
-                s.language,
-                s.config_name,
-            )
-        )
+        return list(hf_items(s))
     return list(synthetic_items(s.n_general, s.n_medical, s.seed))
 
 
@@ -101,13 +91,19 @@ def run(
     out = config.output_dir
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / RUN_CONFIG)
-    items = read_items(config)
-    n_mine = sum(
-        len(items[i : i + config.shards.items_per_unit])
-        for i in range(0, len(items), config.shards.items_per_unit)
-        if (i // config.shards.items_per_unit) % world_size == rank
-    )
-    for _ in with_progress(run_units(config, items, rank, world_size), n_mine, progress):
+    n_mine: int | None
+    if config.source.kind == "hf":  # a stream: units run while it is read
+        units = HfUnits(config.source, config.shards.items_per_unit, rank, world_size)
+        results, n_mine = run_unit_stream(config, units), units.n_rows_of_rank
+    else:
+        items = read_items(config)
+        n_mine = sum(
+            len(items[i : i + config.shards.items_per_unit])
+            for i in range(0, len(items), config.shards.items_per_unit)
+            if (i // config.shards.items_per_unit) % world_size == rank
+        )
+        results = run_units(config, items, rank, world_size)
+    for _ in with_progress(results, n_mine, progress):
         pass
     if world_size > 1:
         print(
@@ -159,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return _dispatch(cfg, run_parser)
-    except (DiskFullError, ShardFormatError, KeyError, FileNotFoundError) as err:
+    except (DiskFullError, ShardFormatError, SourceError, KeyError, FileNotFoundError) as err:
         print(f"vrt-prep {cfg.subcommand}: error: {err}", file=sys.stderr)
         return 1
 

@@ -15,6 +15,7 @@ from typing import Literal
 
 from jsonargparse import ArgumentError, ArgumentParser
 
+from data_prep.column_presets import PresetName
 from data_prep.segment import Filters
 from vrt_finetune.config_parser import dataclass_parser, legacy_argv, parse
 from vrt_finetune.targets import TargetOptions
@@ -28,21 +29,41 @@ class SourceConfig:
     """``manifest`` (JSONL/CSV rows), ``folder`` (audio beside same-named ``.txt``), ``hf`` (a
     Hugging Face dataset) or ``synthetic`` (espeak-ng speech with exact word times)."""
     path: str = ""
-    """Manifest file (JSONL/CSV), folder, saved dataset directory or dataset name."""
+    """Manifest file (JSONL/CSV), folder, or for ``hf``: a dataset name on the hub, a
+    ``save_to_disk`` directory, or local data files (a directory, file or glob of Parquet,
+    Arrow, WebDataset ``.tar`` or audio files beside a ``metadata.csv``)."""
     language: str = "en"
     """Language of rows that do not name one."""
     split: str = "train"
     """``hf`` only: the dataset split to read."""
     config_name: str | None = None
     """``hf`` only: the dataset configuration."""
-    audio_column: str = "audio"
-    """``hf`` only: the column holding the audio."""
-    text_column: str = "text"
-    """``hf`` only: the column holding the transcript."""
+    revision: str | None = None
+    """``hf`` only: the hub revision to read; a commit hash pins the rows, so a rerun resumes
+    onto the same work units."""
+    streaming: bool = False
+    """``hf`` only: read the rows as a stream (``datasets.IterableDataset``), never downloading
+    the dataset whole; ``false``: download and prepare it first. Work units, ranks and resume
+    are the same either way (``data_prep.hf_source``)."""
+    preset: PresetName | None = None
+    """``hf`` only: a known column layout (``data_prep.column_presets``): ``common_voice``,
+    ``fleurs``, ``librispeech`` or ``long_audio``; each ``*_column`` key overrides one column."""
+    audio_column: str | None = None
+    """``hf`` only: the column holding the audio; ``null``: the preset's, else ``audio``."""
+    text_column: str | None = None
+    """``hf`` only: the column holding the transcript; ``null``: the preset's, else ``text``."""
     language_column: str | None = None
-    """``hf`` only: the column naming each row's language; ``null``: ``language`` for all."""
+    """``hf`` only: the column naming each row's language; ``null``: the preset's, else
+    ``language`` for all; ``""``: ``language`` for all even where the preset names a column."""
     speaker_column: str | None = None
-    """``hf`` only: the column naming the speaker (splits never share a speaker)."""
+    """``hf`` only: the column naming the speaker (splits never share a speaker); ``null``: the
+    preset's; ``""``: none."""
+    words_column: str | None = None
+    """``hf`` only: the column of each row's word times, a list of ``{word, start, end}``
+    (seconds into the row's audio; used as ``aligner.backend: given`` times); ``null``: none."""
+    segments_column: str | None = None
+    """``hf`` only: the column listing a long recording's ``{start, end, text[, words]}``
+    segments, each an item of its own (a window of the recording); ``null``: the preset's."""
     n_general: int = 200
     """``synthetic`` only: general sentences."""
     n_medical: int = 0
@@ -53,6 +74,8 @@ class SourceConfig:
     def __post_init__(self) -> None:
         if self.kind != "synthetic" and not self.path:
             raise ValueError(f"source.path is required for a {self.kind!r} source")
+        if self.kind != "hf" and (self.streaming or self.preset):
+            raise ValueError("source.streaming and source.preset are for source.kind 'hf'")
 
 
 @dataclass
@@ -100,7 +123,8 @@ class ShardConfig:
     max_bytes: int = 512 * 2**20
     """Payload bytes per shard at most."""
     items_per_unit: int = 256
-    """Input items per work unit: the grain of resume, parallelism and shard naming."""
+    """Input items per work unit: the grain of resume, parallelism and shard naming (``hf``:
+    rows; the segments of a long recording stay in its row's unit)."""
     valid_fraction: float = 0.02
     """Share of speakers (of keys, when speakers are unknown) held out for validation."""
     test_fraction: float = 0.02

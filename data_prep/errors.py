@@ -20,3 +20,9 @@ class ItemError(Exception):
         self.reason = reason
         self.path = str(path)
         self.message = message
+
+
+class SourceError(ValueError):
+    """A source that cannot be read at all (a dataset out of reach, a column it lacks): the run
+    stops before any work, with a message naming the source and the fix. Bad items inside a
+    readable source are never this: they are counted rejects (:class:`ItemError`)."""

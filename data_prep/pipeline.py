@@ -11,10 +11,14 @@ One machine runs units in a process pool; many machines each take the units ``u`
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from multiprocessing.pool import AsyncResult
 
 from data_prep.config import PrepConfig
 from data_prep.shards import clean_temporaries
@@ -65,27 +69,52 @@ def run_units(
     progress: bool = True,
 ) -> Iterator[UnitResult]:
     """Run every unfinished unit of this rank; yields each unit's result as it finishes
-    (finished units from an earlier run are yielded from their markers first)."""
+    (a finished unit of an earlier run: from its marker)."""
+    units = plan_units(items, config.shards.items_per_unit)
+    mine = (
+        (u, functools.partial(list, unit)) for u, unit in enumerate(units) if u % world_size == rank
+    )
+    yield from run_unit_stream(config, mine)
+
+
+def run_unit_stream(
+    config: PrepConfig, units: Iterable[tuple[int, Callable[[], list[SourceItem]]]]
+) -> Iterator[UnitResult]:
+    """Run this rank's units as they come (a list, or a stream read while the units run).
+
+    Args:
+        config: The run's recipe.
+        units: ``(unit number, function making its items)``; the function is called only for a
+            unit without a marker, so a finished unit's audio is never fetched or decoded.
+
+    Yields:
+        Each unit's result (a finished one's from its marker at once, the others' in order).
+    """
     out = config.output_dir
     out.mkdir(parents=True, exist_ok=True)
     clean_temporaries(out)
-    units = plan_units(items, config.shards.items_per_unit)
-    mine = [(u, unit) for u, unit in enumerate(units) if u % world_size == rank]
-    todo = []
-    for u, unit in mine:
-        marker = unit_marker(out, u)
-        if marker.exists():
-            yield UnitResult.from_json(json.loads(marker.read_text()))
-        else:
-            todo.append((u, unit))
-    if not todo:
-        return
-    if config.workers <= 1:
-        proc = UnitProcessor(config)
-        yield from (proc.run_unit(u, unit) for u, unit in todo)
-        return
-    import multiprocessing as mp
+    proc: UnitProcessor | None = None
+    with contextlib.ExitStack() as stack:
+        pool = None
+        # units handed to the pool and not yet collected: at most 2 per worker, so a stream is
+        # read only that far ahead (NOTE: Pool.imap would consume the whole stream at once)
+        pending: deque[AsyncResult[UnitResult]] = deque()
+        for u, make in units:
+            marker = unit_marker(out, u)
+            if marker.exists():
+                yield UnitResult.from_json(json.loads(marker.read_text()))
+                continue
+            if config.workers <= 1:
+                proc = proc or UnitProcessor(config)
+                yield proc.run_unit(u, make())
+                continue
+            if pool is None:
+                import multiprocessing as mp
 
-    ctx = mp.get_context("spawn")  # torch + fork is unsafe
-    with ctx.Pool(config.workers, _init_worker, (config,)) as pool:
-        yield from pool.imap(_run_in_worker, todo)
+                ctx = mp.get_context("spawn")  # torch + fork is unsafe
+                pool = stack.enter_context(ctx.Pool(config.workers, _init_worker, (config,)))
+            pending.append(pool.apply_async(_run_in_worker, ((u, make()),)))
+            while len(pending) >= 2 * config.workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()

@@ -18,7 +18,7 @@ from vrt_finetune.shard_format import SPLITS, SUMMARY_FILE
 
 
 def with_progress(
-    results: Iterable[UnitResult], total_items: int, enabled: bool = True
+    results: Iterable[UnitResult], total_items: int | None, enabled: bool = True
 ) -> Iterator[UnitResult]:
     """A bar of items with audio hours, hours per second and time left (tqdm's ETA)."""
     t0 = time.perf_counter()

@@ -212,39 +212,24 @@ def read_hf_dataset(
     """A saved ``datasets`` directory (``save_to_disk``) or a dataset name on the hub.
 
     The audio column is read undecoded (bytes or path) and decoded by ``data_prep.audio_io``,
-    so every container and sample rate goes through the same checks as files.
+    so every container and sample rate goes through the same checks as files. Streaming,
+    column presets and work units: :mod:`data_prep.hf_source`.
     """
-    import datasets
+    from data_prep.config import SourceConfig
+    from data_prep.hf_source import hf_items
 
-    if Path(name_or_path).exists():
-        ds = datasets.load_from_disk(name_or_path)
-        if isinstance(ds, datasets.DatasetDict):
-            ds = ds[split]
-    else:
-        ds = datasets.load_dataset(name_or_path, config_name, split=split)
-    for column in (audio_column, text_column):
-        if column not in ds.column_names:
-            raise ValueError(
-                f"{name_or_path}: no column {column!r} (columns: {ds.column_names}); "
-                "set audio_column / text_column in the recipe"
-            )
-    ds = ds.cast_column(audio_column, datasets.Audio(decode=False))
-    for i, row in enumerate(ds):
-        cell = row[audio_column] or {}
-        audio = cell.get("bytes") or cell.get("path")
-        where = f"{name_or_path}[{split}][{i}]"
-        error = None if audio else ("missing_file", f"{where}: empty audio cell")
-        yield SourceItem(
-            key=safe_key(i, Path(cell.get("path") or "").stem),
-            audio=audio,
-            text=row[text_column],
-            source=where,
-            language=(row.get(language_column) if language_column else None) or default_language,
-            speaker=str(row[speaker_column])
-            if speaker_column and row.get(speaker_column)
-            else None,
-            error=error,
-        )
+    source = SourceConfig(
+        kind="hf",
+        path=name_or_path,
+        language=default_language,
+        split=split,
+        config_name=config_name,
+        audio_column=audio_column,
+        text_column=text_column,
+        language_column=language_column,
+        speaker_column=speaker_column,
+    )
+    yield from hf_items(source)
 
 
 def synthetic_items(

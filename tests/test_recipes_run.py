@@ -69,6 +69,10 @@ def _check(summary: dict | None, n_items: int) -> None:
 
 def test_each_data_recipe_is_covered() -> None:
     assert {p.name for p in RECIPES.glob("*.yaml")} == {
+        "common_voice_hf.yaml",
+        "fleurs_hf.yaml",
+        "librispeech_hf.yaml",
+        "long_audio_hf.yaml",
         "medical_manifest.yaml",
         "new_language_hf.yaml",
         "synthetic_demo.yaml",
@@ -126,6 +130,104 @@ def test_new_language_hf(tmp_path, model_dir, ctc_dir, speech) -> None:
             "aligner.device=cpu",
             "filters.min_score=0.0",  # random weights score nothing
             "filters.max_flagged_fraction=1.0",
+        ],
+    )
+    _check(run(config, progress=False), len(speech))
+
+
+HUB_RECIPES = {
+    "common_voice_hf.yaml": "mozilla-foundation/common_voice_17_0",
+    "fleurs_hf.yaml": "google/fleurs",
+    "librispeech_hf.yaml": "openslr/librispeech_asr",
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(HUB_RECIPES))
+def test_a_hub_dataset_as_written_says_how_to_go_offline(recipe: str) -> None:
+    from data_prep.errors import SourceError
+    from data_prep.hf_source import HfUnits
+
+    config = load_config(RECIPES / recipe)
+    assert config.source.path == HUB_RECIPES[recipe] and config.source.streaming
+    with pytest.raises(SourceError, match=r"--source\.path=DIR") as err:
+        HfUnits(config.source, config.shards.items_per_unit)
+    assert HUB_RECIPES[recipe] in str(err.value) and "hf download" in str(err.value)
+
+
+def _parquet_in_layout(path: Path, columns: dict[str, list]) -> None:
+    """Rows in a hub dataset's layout, written as Parquet with the audio bytes embedded."""
+    from datasets import Audio, Dataset
+
+    Dataset.from_dict(columns).cast_column("audio", Audio()).to_parquet(str(path))
+
+
+@pytest.mark.parametrize(
+    "recipe", ["common_voice_hf.yaml", "fleurs_hf.yaml", "librispeech_hf.yaml"]
+)
+def test_hub_recipes_on_a_local_copy(recipe, tmp_path, model_dir, ctc_dir, speech) -> None:
+    audio = [{"bytes": p.read_bytes(), "path": p.name} for p, _ in speech]
+    texts = [t for _, t in speech]
+    layout = {
+        "common_voice_hf.yaml": {
+            "client_id": [f"c{i % 2}" for i in range(len(speech))],
+            "path": [p.name for p, _ in speech],
+            "sentence": texts,
+            "locale": ["sw"] * len(speech),
+        },
+        "fleurs_hf.yaml": {"id": list(range(len(speech))), "transcription": texts}
+        | {"raw_transcription": texts},
+        "librispeech_hf.yaml": {"text": [t.upper() for t in texts]}
+        | {"speaker_id": [i % 2 for i in range(len(speech))], "chapter_id": [1] * len(speech)},
+    }[recipe]
+    (tmp_path / "copy").mkdir()
+    _parquet_in_layout(
+        tmp_path / "copy" / "train-00000-of-00001.parquet", {"audio": audio} | layout
+    )
+    config = load_config(
+        RECIPES / recipe,
+        [
+            *_common(tmp_path, model_dir),
+            f"source.path={tmp_path / 'copy'}",
+            "source.config_name=null",
+            "source.split=train",
+            f"aligner.model={ctc_dir}",  # the hub's aligner models need the network
+            "aligner.device=cpu",
+            "filters.min_score=0.0",  # random weights score nothing
+            "filters.max_flagged_fraction=1.0",
+            "filters.max_words_per_second=8.0",
+        ],
+    )
+    _check(run(config, progress=False), len(speech))
+
+
+def test_long_audio_hf(tmp_path, model_dir, ctc_dir, speech) -> None:
+    """One recording of the four sentences with a segment list, as whisperX writes it."""
+    import numpy as np
+
+    pieces = [sf.read(p, dtype="float32")[0] for p, _ in speech]
+    sf.write(tmp_path / "lecture.wav", np.concatenate(pieces), 16000)
+    segments, at = [], 0.0
+    for piece, (_, text) in zip(pieces, speech, strict=True):
+        segments.append({"start": at, "end": at + len(piece) / 16000, "text": text})
+        at += len(piece) / 16000
+    (tmp_path / "lectures").mkdir()
+    _parquet_in_layout(
+        tmp_path / "lectures" / "train-00000-of-00001.parquet",
+        {
+            "audio": [{"bytes": (tmp_path / "lecture.wav").read_bytes(), "path": "lecture.wav"}],
+            "text": [" ".join(t for _, t in speech)],
+            "segments": [segments],
+        },
+    )
+    config = load_config(
+        RECIPES / "long_audio_hf.yaml",
+        [
+            *_common(tmp_path, model_dir),
+            f"source.path={tmp_path / 'lectures'}",
+            f"aligner.model={ctc_dir}",
+            "aligner.device=cpu",
+            "filters.max_flagged_fraction=1.0",
+            "filters.max_words_per_second=8.0",
         ],
     )
     _check(run(config, progress=False), len(speech))
