@@ -70,7 +70,8 @@ TIMES = (
 DESCRIPTION = """\
 Transcribe audio files with a Voxtral Realtime model (a base, or a base and a LoRA adapter):
 the transcript is printed as the model writes it, and AUDIO.json (words with times), AUDIO.srt
-and AUDIO.vtt are written beside each file (or in --out DIR).
+and AUDIO.vtt are written beside each file (or in --out DIR). A word's end is when the model
+wrote it minus the delay (it ended within the 80 ms before); its start is estimated.
 
     vrt-transcribe AUDIO... --model BASE[:ADAPTER] [--delay_ms 480] [--out DIR]
     vrt-transcribe talk.mp3 --model mistralai/Voxtral-Mini-4B-Realtime-2602
