@@ -235,6 +235,22 @@ def test_batched_equals_unbatched(tokenizer, lively_model) -> None:
         assert len(got.ids) == n_ids or got.ids[-1] == tokenizer.eos_id
 
 
+def test_on_token_sees_each_id_as_decided(tokenizer, lively_model) -> None:
+    audios = [_audio(s, seed=40 + i) for i, s in enumerate([0.9, 0.3, 1.6])]
+    seen: dict[int, list[int]] = {0: [], 1: [], 2: []}
+    order: list[int] = []
+
+    def on_token(i: int, token: int) -> None:
+        seen[i].append(token)
+        order.append(i)
+
+    got = greedy_decode(lively_model, tokenizer, audios, 480, batch_size=2, on_token=on_token)
+    assert got == greedy_decode(lively_model, tokenizer, audios, 480, batch_size=2)
+    assert [seen[i] for i in range(3)] == [g.ids for g in got]
+    # longest first (2, then 0 beside it), one id per step each while both run: interleaved
+    assert order[:4] == [2, 0, 2, 0] and order[-1] == 1
+
+
 def test_max_new_tokens_caps_and_keeps_prefix(tokenizer, lively_model) -> None:
     audio = _audio(1.2, seed=20)
     whole = greedy_decode(lively_model, tokenizer, [audio], 480)[0]

@@ -1,6 +1,8 @@
 """The package layering: ``data_prep`` builds on ``vrt_finetune``'s model contract, never the
-other way round (``docs/model_contract.md``). The one exception: ``vrt-eval`` decodes the audio
-files a JSONL manifest names with ``data_prep.audio_io``."""
+other way round (``docs/model_contract.md``). The exceptions read users' audio files (any
+container, rate and channel count) with vrt-prep's reader, ``data_prep.audio_io``, rather than
+a second one: ``vrt-eval`` the files a JSONL manifest names, ``vrt-transcribe`` the recordings it
+transcribes."""
 
 from __future__ import annotations
 
@@ -8,7 +10,10 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ALLOWED = {("vrt_finetune/evaluate.py", "data_prep.audio_io")}
+ALLOWED = {
+    ("vrt_finetune/evaluate.py", "data_prep.audio_io"),
+    ("vrt_finetune/transcribe.py", "data_prep.audio_io"),
+}
 
 
 def _imports(path: Path) -> set[str]:

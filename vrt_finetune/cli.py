@@ -1,5 +1,6 @@
-"""Console scripts ``vrt-train``, ``vrt-eval`` and ``vrt-export`` (``vrt-prep`` is
-``data_prep.cli``). Imports are deferred so each command loads only what it needs."""
+"""Console scripts ``vrt-train``, ``vrt-eval``, ``vrt-export`` and ``vrt-transcribe``
+(``vrt-prep`` is ``data_prep.cli``). Imports are deferred so each command loads only what it
+needs."""
 
 from __future__ import annotations
 
@@ -21,5 +22,12 @@ def eval_main() -> int:
 def export_main() -> int:
     """``vrt-export``: merged Hugging Face and Mistral-format weights, adapter-only export."""
     from vrt_finetune.export import main
+
+    return main()
+
+
+def transcribe_main() -> int:
+    """``vrt-transcribe``: a model on audio files; live transcript, word times, SRT/VTT."""
+    from vrt_finetune.transcribe import main
 
     return main()

@@ -197,6 +197,54 @@ def legacy_argv(
     return out
 
 
+def positionals_to_list(argv: Sequence[str], key: str, *schemas: type) -> list[str]:
+    """Move the bare arguments of ``argv`` into the list key ``key`` of ``schemas``, so a command
+    reads ``cmd a.wav --model M b.mp3`` as ``cmd --model M --key=["a.wav", "b.mp3"]``.
+
+    A bare argument is one that is no option's value: an option written ``--opt=value`` takes
+    none, a boolean takes a following ``true``/``false``, a list key every token up to the next
+    option (as :func:`legacy_argv` reads them), ``--help``/``--print_config`` none, and any
+    other option the next token. ``--key a b`` counts as bare, and after ``--`` every token
+    does. The list, when there is one, goes last, so it overrides ``key`` in a ``--config``
+    file.
+    """
+    types_ = field_types(*schemas)
+    options: list[str] = []
+    bare: list[str] = []
+    tokens = list(argv)
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        i += 1
+        if token == "--":
+            bare += tokens[i:]
+            break
+        if not token.startswith("-"):
+            bare.append(token)
+            continue
+        name, eq, _ = token.lstrip("-").partition("=")
+        name = name.replace("-", "_")
+        kind = _kind(types_[name]) if name in types_ else None
+        if name == key and not eq:  # `--key a b`: the same as bare arguments
+            while i < len(tokens) and not tokens[i].startswith("-"):
+                bare.append(tokens[i])
+                i += 1
+            continue
+        options.append(token)
+        if eq or token in _TAKES_NO_VALUE or token == "-h":
+            continue
+        if kind == "list":
+            while i < len(tokens) and not tokens[i].startswith("-"):
+                options.append(tokens[i])
+                i += 1
+        elif i < len(tokens) and (
+            tokens[i].lower() in _BOOL_WORDS if kind == "flag" else not tokens[i].startswith("--")
+        ):
+            options.append(tokens[i])
+            i += 1
+    return options + ([f"--{key}={json.dumps(bare)}"] if bare else [])
+
+
 def _override_value(text: str) -> str:
     """A ``key=value`` override's value as jsonargparse reads it: strings bare, the rest JSON."""
     try:

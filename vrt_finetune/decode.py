@@ -33,14 +33,16 @@ so padding after an utterance cannot change its outputs, and each row simply sto
 end. One delay per call (transformers takes one delay embedding per forward).
 
 ``parse_stream`` is the pure bookkeeping half: generated ids → transcript and words, each dated
-by its group's ``[W]`` (``vrt_finetune.targets`` read backwards).
+by its group's ``[W]`` (``vrt_finetune.targets`` read backwards). ``greedy_decode``'s ``on_token``
+hands each id to the caller as it is decided (``vrt-transcribe`` prints the transcript from it
+while decoding goes on).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +55,10 @@ from vrt_finetune.prompt import pad_audio, streaming_prompt
 from vrt_finetune.tokenizer import StreamingTokenizer
 
 log = logging.getLogger(__name__)
+
+OnToken = Callable[[int, int], None]
+"""``on_token(utterance, token_id)``: called with each generated id as it is decided (EOS
+included), in stream order per utterance; ``utterance`` is the index into ``audios``."""
 
 
 @dataclass(frozen=True)
@@ -234,8 +240,10 @@ def _decode_batch(
     delay_ms: int,
     limits: list[int],
     log_mel: LogMel,
+    on_token: OnToken | None = None,
 ) -> list[list[int]]:
-    """Greedy ids for a batch of padded utterances; row ``b`` stops after ``limits[b]`` or EOS."""
+    """Greedy ids for a batch of padded utterances; row ``b`` stops after ``limits[b]`` or EOS.
+    ``on_token(b, id)`` sees each kept id of row ``b`` as soon as it is decided."""
     device = next(model.parameters()).device
     wav = torch.zeros(len(padded), max(len(a) for a in padded))  # right pad = more silence
     for b, audio in enumerate(padded):
@@ -253,6 +261,8 @@ def _decode_batch(
             if not done[b]:
                 out[b].append(token)
                 done[b] = token == tokenizer.eos_id or len(out[b]) >= limits[b]
+                if on_token is not None:
+                    on_token(b, token)
         if all(done):
             return out
         # finished rows keep stepping (their outputs are dropped): the batch shares one position
@@ -266,6 +276,7 @@ def greedy_decode(
     delay_ms: int,
     max_new_tokens: int | None = None,
     batch_size: int = 8,
+    on_token: OnToken | None = None,
 ) -> list[Decoded]:
     """Transcribe utterances with greedy frame-synchronous streaming decoding.
 
@@ -282,6 +293,9 @@ def greedy_decode(
         max_new_tokens: cap on generated ids per utterance (default: to the end of the audio,
             ``ceil(T_i / 1280) + 10`` ids).
         batch_size: utterances per forward.
+        on_token: called with ``(index into audios, id)`` for each generated id as it is
+            decided (the ids ``Decoded.ids`` ends up with), e.g. to show a transcript while it
+            is written; with ``batch_size > 1`` the utterances of a batch interleave.
 
     Returns:
         one ``Decoded`` per input audio, in input order.
@@ -321,6 +335,7 @@ def greedy_decode(
                 delay_ms,
                 [limits[i] for i in batch],
                 log_mel,
+                None if on_token is None else lambda b, t, batch=batch: on_token(batch[b], t),
             )
             for i, row in zip(batch, rows, strict=True):
                 ids[i] = row

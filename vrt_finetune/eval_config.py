@@ -28,6 +28,16 @@ on a general set, emission latency; model card; target-convention probe.
     vrt-eval --config eval.yaml                  # the same keys in a file (see --print_config)"""
 
 
+def device_and_dtype(device: str | None, dtype: str | None) -> tuple[str, str]:
+    """The defaults of ``--device`` and ``--dtype``: ``cuda`` when there is one, else ``cpu``;
+    ``fp32`` on the CPU, else ``bf16``."""
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return device, dtype or ("fp32" if device == "cpu" else "bf16")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """``NAME=DIR[:ADAPTER]`` of ``--model``: a label, a model (dir or hub id), a peft adapter."""
@@ -114,11 +124,7 @@ class EvalConfig:
             C.check_delay_ms(ms)
         for text in self.model:
             ModelSpec.parse(text)
-        if self.device is None:
-            import torch
-
-            self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.dtype = self.dtype or ("fp32" if self.device == "cpu" else "bf16")
+        self.device, self.dtype = device_and_dtype(self.device, self.dtype)
 
     @property
     def specs(self) -> list[ModelSpec]:

@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -42,6 +43,9 @@ from vrt_finetune.config_parser import legacy_argv, parse
 from vrt_finetune.eval_config import EvalConfig, ModelSpec, eval_parser
 from vrt_finetune.metrics import Reference, RefWord, score
 from vrt_finetune.wer_normalizer import TextNormalizer, describe, load_spelling_map
+
+if TYPE_CHECKING:
+    from vrt_finetune.tokenizer import StreamingTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +160,7 @@ def load_glossary(path: str | Path) -> list[str]:
 
 def load_eval_model(
     spec: ModelSpec, dtype: str, device: str, tokenizer: str | None = None
-) -> tuple[torch.nn.Module, object]:
+) -> tuple[torch.nn.Module, StreamingTokenizer]:
     """The model of ``spec`` (adapter applied, eval mode) and its tokenizer."""
     from vrt_finetune.lora import load_adapter
     from vrt_finetune.model import load_model

@@ -34,12 +34,39 @@ def make_tiny_model(
     return build_model(tiny_config(tokenizer.vocab_size, **config_kwargs), seed=seed)
 
 
+def make_chatty_model(
+    tokenizer: StreamingTokenizer, seed: int = 0, marker_scale: float = 3.0
+) -> VoxtralRealtimeForConditionalGeneration:
+    """A tiny random model whose greedy stream mixes ``[W]`` groups, ``[P]`` and text ids.
+
+    At the default init (std 0.02) a tiny random model writes one id whatever it hears. Here
+    the weights have std 1 and the ``[W]`` and ``[P]`` rows of the token embedding (tied to the
+    output layer) are scaled by ``marker_scale``, so both win the argmax often, text the rest of
+    the time. For tests of what is made of a stream (word times, subtitles, live text), not of
+    what it says.
+    """
+    import torch
+
+    config = tiny_config(tokenizer.vocab_size)
+    for part in (config, config.audio_config, config.text_config):
+        part.initializer_range = 1.0
+    model = build_model(config, seed=seed)
+    with torch.no_grad():
+        rows = model.get_input_embeddings().weight
+        rows[[tokenizer.word_id, tokenizer.pad_id]] *= marker_scale
+    return model
+
+
 def save_tiny_checkpoint(
-    directory: str | Path, tokenizer: StreamingTokenizer, seed: int = 0
+    directory: str | Path,
+    tokenizer: StreamingTokenizer,
+    seed: int = 0,
+    model: VoxtralRealtimeForConditionalGeneration | None = None,
 ) -> Path:
-    """A complete Hugging Face-format model directory (weights, config, ``tekken.json``)."""
+    """A complete Hugging Face-format model directory (weights, config, ``tekken.json``) of
+    ``model`` (default: ``make_tiny_model(tokenizer, seed)``)."""
     directory = Path(directory)
-    model = make_tiny_model(tokenizer, seed=seed)
+    model = model if model is not None else make_tiny_model(tokenizer, seed=seed)
     model.save_pretrained(directory)
     (directory / "tekken.json").write_bytes(tokenizer.path.read_bytes())
     return directory

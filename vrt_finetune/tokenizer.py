@@ -126,6 +126,12 @@ class StreamingTokenizer:
         policy = SpecialTokenPolicy.KEEP if keep_special else SpecialTokenPolicy.IGNORE
         return self.tekken.decode(ids, special_token_policy=policy)
 
+    def text_bytes(self, token_id: int) -> bytes:
+        """The UTF-8 bytes a text id stands for (``b""`` for a control id). A character may be
+        split across ids; ``decode`` of a run equals its joined bytes decoded with
+        ``errors="replace"`` (tiktoken's rule), which an incremental decoder reproduces."""
+        return self.tekken.id_to_byte_piece(token_id, SpecialTokenPolicy.IGNORE)
+
     def is_special(self, token_id: int) -> bool:
         """Whether ``token_id`` is a control token rather than text."""
         return token_id < self.tekken.num_special_tokens
