@@ -24,11 +24,14 @@ from vrt_finetune.targets import TargetOptions
 class SourceConfig:
     """Where the audio and transcripts are."""
 
-    kind: Literal["manifest", "folder", "hf", "synthetic"] = "manifest"
+    kind: Literal["manifest", "folder", "hf", "lhotse", "synthetic"] = "manifest"
     """``manifest`` (JSONL/CSV rows), ``folder`` (audio beside same-named ``.txt``), ``hf`` (a
-    Hugging Face dataset) or ``synthetic`` (espeak-ng speech with exact word times)."""
+    Hugging Face dataset), ``lhotse`` (a CutSet manifest or Shar directory: one item per
+    supervision, word alignments as given times) or ``synthetic`` (espeak-ng speech with exact
+    word times)."""
     path: str = ""
-    """Manifest file (JSONL/CSV), folder, saved dataset directory or dataset name."""
+    """Manifest file (JSONL/CSV), folder, saved dataset directory or dataset name, lhotse CutSet
+    (``cuts.jsonl.gz``) or Shar directory."""
     language: str = "en"
     """Language of rows that do not name one."""
     split: str = "train"
