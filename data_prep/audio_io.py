@@ -16,6 +16,11 @@ stable ``reason`` code the caller counts, and :func:`~data_prep.audio_check.chec
 a verdict instead of raising. Programming errors (a negative window, a 3-D array) raise
 ``ValueError``.
 
+Channels: by default they are averaged; ``channels`` picks some of them (a two-party telephone
+call keeps one speaker per channel, and averaging would mix the other party in). Audio that lives
+elsewhere (a member of a tar shard, a lhotse recording) is passed as a :class:`DeferredAudio`
+reference and opened only when it is decoded, in the process that decodes it.
+
 Truncated files: a file whose header promises more audio than the file holds (a copy cut short)
 raises ``AudioError("truncated")`` for a whole-file load, because its transcript likely covers
 audio that is not there. A window that lies entirely inside the readable part still loads, since
@@ -26,9 +31,9 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import soundfile as sf
@@ -46,11 +51,27 @@ AudioReason = Literal[
     "non_finite",
     "silent",
     "clipped",
+    "missing_channel",
 ]
 """Stable codes for :class:`AudioError` and :class:`~data_prep.audio_check.AudioCheck`; reports
 count items per code."""
 
 AudioSource = str | Path | bytes | tuple[np.ndarray, int]
+
+
+@runtime_checkable
+class DeferredAudio(Protocol):
+    """A reference to audio that is opened only when it is decoded (a tar member, a lhotse
+    recording): a plan of a million items holds references, never the audio itself."""
+
+    def open_audio(self) -> tuple[AudioSource, tuple[int, ...] | None]:
+        """The audio to decode and which of its channels (``None``: all, averaged).
+
+        Raises:
+            AudioError: the audio cannot be reached (``missing_file``, ``unreadable``).
+        """
+        ...
+
 
 _BLOCK_SECONDS = 30
 """Seconds of source audio decoded at a time (bounds memory, amortises per-call overhead)."""
@@ -123,13 +144,25 @@ def _require_finite(block: np.ndarray, label: str, at_s: float) -> None:
         )
 
 
-def _mono(block: np.ndarray) -> np.ndarray:
-    """(frames, channels) float → (frames,) float32, averaging channels."""
+def _mono(block: np.ndarray, channels: Sequence[int] | None = None) -> np.ndarray:
+    """(frames, channels) float → (frames,) float32, averaging ``channels`` (``None``: all)."""
     if block.ndim == 1:
         return block.astype(np.float32, copy=False)
+    if channels is not None:
+        block = block[:, list(channels)]
     if block.shape[1] == 1:
         return np.ascontiguousarray(block[:, 0], dtype=np.float32)
     return block.mean(axis=1, dtype=np.float32)
+
+
+def _check_channels(channels: Sequence[int] | None, n_channels: int, label: str) -> None:
+    if channels is not None and (not channels or not all(0 <= c < n_channels for c in channels)):
+        raise AudioError(
+            "missing_channel",
+            label,
+            f"channels {list(channels)} asked for, but the audio has {n_channels}: "
+            "check the item's channel against this file",
+        )
 
 
 # --------------------------------------------------------------------------- decoders
@@ -181,11 +214,17 @@ def _wav_declared_frames(raw: bytes, block_align: int) -> int | None:
 
 
 def _load_soundfile(
-    f: sf.SoundFile, head: bytes, start: float | None, end: float | None, label: str
+    f: sf.SoundFile,
+    head: bytes,
+    start: float | None,
+    end: float | None,
+    label: str,
+    channels: Sequence[int] | None,
 ) -> np.ndarray:
     sr, n_frames = f.samplerate, f.frames
     if n_frames == 0:
         raise AudioError("empty", label, "the file holds no audio samples: re-export it")
+    _check_channels(channels, f.channels, label)
     declared = None
     if f.format in ("WAV", "WAVEX") and f.subtype in _PCM_BYTES:
         declared = _wav_declared_frames(head, f.channels * _PCM_BYTES[f.subtype])
@@ -214,7 +253,7 @@ def _load_soundfile(
                 # Compressed formats (mp3 with a Xing header) report the length from the header.
                 raise _truncated(label, (last - todo) / sr, n_frames / sr)
             todo -= len(data)
-            yield _mono(data)
+            yield _mono(data, channels)
 
     return _to_16k(blocks(), sr, last - first, label)
 
@@ -230,7 +269,11 @@ def _truncated(label: str, got_s: float, want_s: float, detail: str = "") -> Aud
 
 
 def _load_ffmpeg(
-    source: str | bytes, start: float | None, end: float | None, label: str
+    source: str | bytes,
+    start: float | None,
+    end: float | None,
+    label: str,
+    channels: Sequence[int] | None,
 ) -> np.ndarray:
     """Fallback for formats libsndfile does not read, through ffmpeg (torchcodec)."""
     try:
@@ -253,6 +296,8 @@ def _load_ffmpeg(
             "it is an audio file (`ffprobe FILE`) and re-export it as FLAC or WAV",
         ) from e
     sr = meta.sample_rate
+    _check_channels(channels, meta.num_channels, label)
+    picked = None if channels is None else list(channels)
     duration = meta.duration_seconds
     # Time 0 is the first decoded sample, as with libsndfile (mp3 streams start at ~25 ms pts).
     t0 = meta.begin_stream_seconds or 0.0
@@ -274,6 +319,7 @@ def _load_ffmpeg(
             if data.shape[1] == 0:
                 return
             got = True
+            data = data if picked is None else data[picked]
             yield data.mean(dim=0).numpy().astype(np.float32, copy=False)
             t = stop
 
@@ -298,7 +344,13 @@ def _array_to_float(audio: np.ndarray) -> np.ndarray:
     return audio
 
 
-def _load_array(audio: np.ndarray, sr: int, start: float | None, end: float | None) -> np.ndarray:
+def _load_array(
+    audio: np.ndarray,
+    sr: int,
+    start: float | None,
+    end: float | None,
+    channels: Sequence[int] | None,
+) -> np.ndarray:
     label = "<array>"
     audio = np.asarray(audio)
     if audio.ndim not in (1, 2) or sr <= 0:
@@ -313,15 +365,21 @@ def _load_array(audio: np.ndarray, sr: int, start: float | None, end: float | No
         )
     if len(audio) == 0:
         raise AudioError("empty", label, "the array holds no samples")
+    _check_channels(channels, 1 if audio.ndim == 1 else audio.shape[1], label)
     first, last = _frame_window(start, end, sr, len(audio), label)
     window = audio[first:last]
     step = _BLOCK_SECONDS * sr
-    blocks = (_mono(_array_to_float(window[i : i + step])) for i in range(0, len(window), step))
+    blocks = (
+        _mono(_array_to_float(window[i : i + step]), channels) for i in range(0, len(window), step)
+    )
     return _to_16k(blocks, sr, len(window), label)
 
 
 def load_audio(
-    source: AudioSource, start: float | None = None, end: float | None = None
+    source: AudioSource | DeferredAudio,
+    start: float | None = None,
+    end: float | None = None,
+    channels: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Decode audio to float32 mono at :data:`SAMPLE_RATE`, optionally a ``[start, end)`` window.
 
@@ -329,26 +387,31 @@ def load_audio(
     (deterministic). Windows are cut at the source rate and resampled on their own.
 
     Args:
-        source: A file path; the encoded bytes of a file; or ``(array, sample_rate)`` with an
-            array of shape (frames,) or (frames, channels), float in [-1, 1] or integer PCM.
+        source: A file path; the encoded bytes of a file; ``(array, sample_rate)`` with an
+            array of shape (frames,) or (frames, channels), float in [-1, 1] or integer PCM; or
+            a :class:`DeferredAudio` reference to one of these (it names its channels).
         start: Window start in seconds (None: the beginning).
         end: Window end in seconds (None: the end of the audio). An end up to 0.1 s past the
             end of the audio is clipped to it; further is ``too_short``.
+        channels: Which channels (0-based) to average; ``None``: all of them.
 
     Returns:
         (n,) float32 samples at :data:`SAMPLE_RATE`.
 
     Raises:
         AudioError: ``missing_file``, ``unreadable``, ``empty``, ``truncated``, ``too_short``
-            (window outside the audio) or ``non_finite`` (NaN/inf samples).
+            (window outside the audio), ``non_finite`` (NaN/inf samples) or ``missing_channel``.
         ValueError: a negative or inverted window, or an array of the wrong shape.
     """
     if (start is not None and start < 0) or (
         end is not None and end <= (start if start is not None else 0.0)
     ):
         raise ValueError(f"invalid window [{start}, {end}): need 0 <= start < end")
+    if isinstance(source, DeferredAudio):
+        source, own_channels = source.open_audio()
+        channels = own_channels if channels is None else channels
     if isinstance(source, tuple):
-        return _load_array(source[0], source[1], start, end)
+        return _load_array(source[0], source[1], start, end, channels)
     if isinstance(source, bytes):
         label, raw = "<bytes>", source
     else:
@@ -367,6 +430,8 @@ def load_audio(
     try:
         f = sf.SoundFile(io.BytesIO(source) if isinstance(source, bytes) else str(source))
     except (sf.LibsndfileError, RuntimeError):
-        return _load_ffmpeg(source if isinstance(source, bytes) else label, start, end, label)
+        return _load_ffmpeg(
+            source if isinstance(source, bytes) else label, start, end, label, channels
+        )
     with f:
-        return _load_soundfile(f, raw, start, end, label)
+        return _load_soundfile(f, raw, start, end, label, channels)

@@ -6,6 +6,7 @@
     vrt-prep verify DIR                  # every shard against index.json (size, sha256, samples)
     vrt-prep inspect DIR                 # DIR/inspect.html: listen, see word spans and targets
     vrt-prep score DIR --reference REF   # word boundaries against reference times
+    vrt-prep export DIR --to lhotse --out OUT   # a lhotse CutSet (cuts_{split}.jsonl.gz)
 
 A rerun with the same recipe skips finished work units; a run killed at any point and started
 again ends with the same shards as an uninterrupted one.
@@ -49,6 +50,10 @@ def read_items(config: PrepConfig) -> list[SourceItem]:
         return list(read_manifest(s.path, s.language))
     if s.kind == "folder":
         return list(read_folder(s.path, s.language))
+    if s.kind == "lhotse":
+        from data_prep.lhotse_source import read_lhotse
+
+        return list(read_lhotse(s.path, s.language))
     if s.kind == "hf":
         return list(hf_items(s))
     return list(synthetic_items(s.n_general, s.n_medical, s.seed))
@@ -161,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(cfg, run_parser: ArgumentParser) -> int:
-    if cfg.subcommand in ("verify", "inspect", "score"):
+    if cfg.subcommand in ("verify", "inspect", "score", "export"):
         return run_dataset_command(cfg.subcommand, cfg[cfg.subcommand])
     if cfg.subcommand == "merge":
         out = Path(cfg.merge.output)

@@ -25,13 +25,16 @@ from vrt_finetune.targets import TargetOptions
 class SourceConfig:
     """Where the audio and transcripts are."""
 
-    kind: Literal["manifest", "folder", "hf", "synthetic"] = "manifest"
+    kind: Literal["manifest", "folder", "hf", "lhotse", "synthetic"] = "manifest"
     """``manifest`` (JSONL/CSV rows), ``folder`` (audio beside same-named ``.txt``), ``hf`` (a
-    Hugging Face dataset) or ``synthetic`` (espeak-ng speech with exact word times)."""
+    Hugging Face dataset), ``lhotse`` (a CutSet manifest or Shar directory: one item per
+    supervision, word alignments as given times) or ``synthetic`` (espeak-ng speech with exact
+    word times)."""
     path: str = ""
-    """Manifest file (JSONL/CSV), folder, or for ``hf``: a dataset name on the hub, a
-    ``save_to_disk`` directory, or local data files (a directory, file or glob of Parquet,
-    Arrow, WebDataset ``.tar`` or audio files beside a ``metadata.csv``)."""
+    """Manifest file (JSONL/CSV), folder, lhotse CutSet (``cuts.jsonl.gz``) or Shar directory,
+    or for ``hf``: a dataset name on the hub, a ``save_to_disk`` directory, or local data files
+    (a directory, file or glob of Parquet, Arrow, WebDataset ``.tar`` or audio files beside a
+    ``metadata.csv``)."""
     language: str = "en"
     """Language of rows that do not name one."""
     split: str = "train"

@@ -1,17 +1,21 @@
-"""The ``vrt-prep`` subcommands that read a prepared dataset: ``verify``, ``inspect``, ``score``.
+"""The ``vrt-prep`` subcommands that read a prepared dataset: ``verify``, ``inspect``, ``score``,
+``export``.
 
     vrt-prep verify DIR [--splits [train,valid]] [--workers 8]   # shards against index.json
     vrt-prep inspect DIR [--out page.html] [--per_split 200]     # a page to look at alignments
     vrt-prep score DIR --reference REF [--out DIR/score]         # word boundaries against REF
+    vrt-prep export DIR --to lhotse --out OUT                    # a lhotse CutSet per split
 
 Each is a thin layer over a library function (:func:`vrt_finetune.shard_verify.verify_dataset`,
-:func:`data_prep.inspect_page.write_inspection_page`, :func:`data_prep.score.score_alignments`),
+:func:`data_prep.inspect_page.write_inspection_page`, :func:`data_prep.score.score_alignments`,
+:func:`data_prep.lhotse_export.export_lhotse`),
 so the same work is one call from Python.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from jsonargparse import ArgumentParser, Namespace
 
@@ -27,7 +31,8 @@ def _parser(name: str, description: str) -> ArgumentParser:
 
 
 def add_dataset_commands(sub) -> None:  # jsonargparse's subcommands action
-    """Register ``verify``, ``inspect`` and ``score`` on ``vrt-prep``'s subcommands."""
+    """Register ``verify``, ``inspect``, ``score`` and ``export`` on ``vrt-prep``'s
+    subcommands."""
     verify = _parser("verify", "Check every shard against index.json: size, sha256, samples.")
     verify.add_argument(
         "--splits", type=list[str] | None, default=None, help="only these splits (default: all)"
@@ -58,6 +63,16 @@ def add_dataset_commands(sub) -> None:  # jsonargparse's subcommands action
     score.add_argument("--out", type=str | None, default=None, help="default: DIR/score")
     sub.add_subcommand("score", score, help="boundary accuracy against reference word times")
 
+    export = _parser("export", "Write the dataset in another toolkit's format.")
+    export.add_argument(
+        "--to",
+        type=Literal["lhotse"],
+        required=True,
+        help="lhotse: OUT/cuts_{split}.jsonl.gz (CutSet with word alignments) and the FLACs",
+    )
+    export.add_argument("--out", type=str, required=True, help="the export directory")
+    sub.add_subcommand("export", export, help="the dataset as a lhotse CutSet")
+
 
 def run_dataset_command(name: str, args: Namespace) -> int:
     """Run one of the subcommands above; returns the exit status."""
@@ -78,6 +93,12 @@ def run_dataset_command(name: str, args: Namespace) -> int:
             root, args.out, args.per_split, args.seed, args.max_audio_seconds
         )
         print(f"wrote {page} (open it in a browser; it needs no server)")
+        return 0
+    if name == "export":
+        from data_prep.lhotse_export import export_lhotse
+
+        for split, path in export_lhotse(root, args.out).items():
+            print(f"{split}: {path}")
         return 0
     from data_prep.score import score_alignments, write_report
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from data_prep.align.base import AlignedWord
 from data_prep.align.given import read_ctm, read_textgrid, read_whisperx_json
+from data_prep.audio_io import DeferredAudio
 from data_prep.spoken_form import TranscriptError, read_transcript
 from vrt_finetune import constants as C
 
@@ -39,7 +40,7 @@ class SourceItem:
 
     key: str
     """Stable, tar-safe sample key (letters, digits, ``_`` and ``-``)."""
-    audio: str | tuple[np.ndarray, int] | bytes | None
+    audio: str | tuple[np.ndarray, int] | bytes | DeferredAudio | None
     text: str | None
     language: str
     source: str

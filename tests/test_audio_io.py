@@ -124,6 +124,24 @@ def test_array_inputs() -> None:
         load_audio((stereo.T, SAMPLE_RATE))
 
 
+@needs_ffmpeg
+def test_channels_are_picked_in_every_decoder(tmp_path: Path) -> None:
+    """A telephone call keeps one party per channel: ``channels`` reads only the asked ones."""
+    left, right = tone(2.0, SAMPLE_RATE, 440.0, 0.5), tone(2.0, SAMPLE_RATE, 660.0, 0.125)
+    stereo = np.stack([left, right], axis=1)
+    sf.write(tmp_path / "s.wav", stereo, SAMPLE_RATE, subtype="FLOAT")
+    np.testing.assert_array_equal(load_audio(tmp_path / "s.wav", channels=[1]), right)
+    np.testing.assert_array_equal(load_audio((stereo, SAMPLE_RATE), channels=[0]), left)
+    both = load_audio(tmp_path / "s.wav", 0.5, 1.5, channels=[0, 1])
+    np.testing.assert_array_equal(both, load_audio(tmp_path / "s.wav", 0.5, 1.5))
+    m4a = ffmpeg(tmp_path / "s.wav", tmp_path / "s.m4a")  # the ffmpeg (torchcodec) decoder
+    rms = [float(np.sqrt(np.mean(load_audio(m4a, channels=[c]) ** 2))) for c in (0, 1)]
+    assert rms[1] / rms[0] == pytest.approx(0.25, abs=0.02)
+    assert reason_of(tmp_path / "s.wav", channels=[2]) == "missing_channel"
+    assert reason_of(m4a, channels=[2]) == "missing_channel"
+    assert reason_of((left, SAMPLE_RATE), channels=[1]) == "missing_channel"
+
+
 # --------------------------------------------------------------------------- windows
 
 

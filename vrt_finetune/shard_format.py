@@ -14,7 +14,8 @@ file of the layout or a field of a sample lives here, so writer and readers cann
                                         per sample:
         KEY.flac   16-bit mono FLAC at 16 kHz (:func:`encode_flac`, :func:`decode_flac`)
         KEY.json   :meth:`ShardSample.to_json` (UTF-8, keys sorted): ``format``, ``text``,
-                   ``language``, ``speaker``, ``duration``, ``source``, ``offset``, ``words``
+                   ``language``, ``speaker`` (``""``: unknown), ``duration``, ``source``,
+                   ``offset``, ``words``
                    (``word``, ``start``, ``end``, ``score``, ``flagged``) and ``targets``
                    (:meth:`vrt_finetune.targets.Targets.to_json`: the delay-independent
                    ``[P]``/``[W]`` stream, its groups and the rule's options)
@@ -183,7 +184,9 @@ class ShardSample:
             "format": self.format,
             "text": self.text,
             "language": self.language,
-            "speaker": self.speaker,
+            # never null: tools that infer a schema from the first samples (datasets'
+            # webdataset loader) fail on a name after a null; "" as in Common Voice
+            "speaker": self.speaker or "",
             "duration": round(self.duration, _TIME_DECIMALS),
             "source": self.source,
             "offset": round(self.offset, _TIME_DECIMALS),
