@@ -61,7 +61,7 @@ def read_items(config: PrepConfig) -> list[SourceItem]:
                 s.config_name,
             )
         )
-    return list(synthetic_items(s.n_general, s.n_medical, s.seed))
+    return list(synthetic_items(s.n_general, s.n_medical, s.seed, s.voices, s.language))
 
 
 def finish(out_dir: Path, config: PrepConfig) -> dict:
