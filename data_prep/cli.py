@@ -25,6 +25,7 @@ from jsonargparse import ArgumentParser
 from data_prep.card import render_card
 from data_prep.config import PrepConfig, RunOptions, load_config, prep_argv, prep_parser
 from data_prep.dataset_commands import add_dataset_commands, run_dataset_command
+from data_prep.errors import SourceError
 from data_prep.pipeline import rank_and_world, run_units
 from data_prep.report import format_summary, load_unit_results, merge, with_progress
 from data_prep.sources import (
@@ -162,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DiskFullError, ShardFormatError, KeyError, FileNotFoundError) as err:
         print(f"vrt-prep {cfg.subcommand}: error: {err}", file=sys.stderr)
         return 1
+    except SourceError as err:
+        print(f"vrt-prep {cfg.subcommand}: error: {err}", file=sys.stderr)
+        return 2
 
 
 def _dispatch(cfg, run_parser: ArgumentParser) -> int:

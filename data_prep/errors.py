@@ -1,5 +1,7 @@
 """The error an input item carries when it cannot be used: a stable reason code, the file, and
-a message giving the fix. The pipeline counts items by ``reason``; nothing is dropped silently."""
+a message giving the fix. The pipeline counts items by ``reason``; nothing is dropped silently.
+A source that cannot be read at all (a recipe value found wrong only when reading) raises
+:class:`SourceError`, which ends ``vrt-prep run`` with its message."""
 
 from __future__ import annotations
 
@@ -20,3 +22,8 @@ class ItemError(Exception):
         self.reason = reason
         self.path = str(path)
         self.message = message
+
+
+class SourceError(ValueError):
+    """A source that cannot be read at all, e.g. a synthetic voice espeak-ng does not have; the
+    message names the recipe key and the fix."""

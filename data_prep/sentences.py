@@ -1,10 +1,11 @@
 """Sentences to speak: a small fixed vocabulary of everyday and clinical words.
 
 :func:`sentence_corpus` makes the short sentences that :func:`data_prep.synth.synthesize`
-speaks for tests, benchmarks and the demo: English here (general and medical), Spanish general
-sentences in :mod:`data_prep.sentences_es`; :data:`MEDICAL_TERMS` lists the clinical words the
-medical sentences carry. Kept apart from the synthesizer: the corpus is plain text, needs
-neither espeak-ng nor numpy, and changes for different reasons (vocabulary, not timing).
+speaks for tests, benchmarks and the demo: English here (general and medical), Spanish and
+Russian general sentences in :mod:`data_prep.sentences_es` and :mod:`data_prep.sentences_ru`;
+:data:`MEDICAL_TERMS` lists the clinical words the medical sentences carry. Kept apart from the
+synthesizer: the corpus is plain text, needs neither espeak-ng nor numpy, and changes for
+different reasons (vocabulary, not timing).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import random
 from collections.abc import Callable
 from typing import Literal
 
-from data_prep import sentences_es
+from data_prep import sentences_es, sentences_ru
 
-SENTENCE_LANGUAGES: tuple[str, ...] = ("en", "es")
+SENTENCE_LANGUAGES: tuple[str, ...] = ("en", "es", "ru")
 """Languages :func:`sentence_corpus` writes (ISO 639-1); only English has medical sentences."""
 
 MEDICAL_TERMS: tuple[str, ...] = (
@@ -191,6 +192,7 @@ def sentence_corpus(
     makers: dict[str, dict[str, Callable[[random.Random], str]]] = {
         "en": {"general": _general_sentence, "medical": _medical_sentence},
         "es": {"general": sentences_es.general_sentence},
+        "ru": {"general": sentences_ru.general_sentence},
     }
     if language not in makers:
         raise ValueError(f"language must be one of {SENTENCE_LANGUAGES}, got {language!r}")

@@ -1,7 +1,7 @@
 """Spanish sentences to speak: everyday words with gender and number agreement, and digits.
 
 :func:`general_sentence` makes one short Spanish sentence (Spain's spelling) for
-:func:`data_prep.sentences.sentence_corpus`. About 400 words combine through grammatical
+:func:`data_prep.sentences.sentence_corpus`. About 600 word forms combine through grammatical
 templates (article, noun and adjective agree; ``de el``/``a el`` contract), so held-out
 sentences are new combinations. Some sentences carry numbers as digits, as Spanish writes
 them: counts, prices (``2.500 euros``, ``2,50 euros``), decimals with a comma (``3,5 kg``),

@@ -23,6 +23,7 @@ import numpy as np
 
 from data_prep.align.base import AlignedWord
 from data_prep.align.given import read_ctm, read_textgrid, read_whisperx_json
+from data_prep.errors import SourceError
 from data_prep.spoken_form import TranscriptError, read_transcript
 from data_prep.voices import SynthVoice
 from vrt_finetune import constants as C
@@ -269,6 +270,7 @@ def synthetic_items(
     Raises:
         ValueError: an unknown language, medical sentences in a language other than English,
             or an empty or repeated voice list (before any synthesis).
+        SourceError: a voice or variant espeak-ng does not have (before the sentences).
     """
     from data_prep.sentences import sentence_corpus
     from data_prep.synth import synthesize
@@ -281,6 +283,12 @@ def synthetic_items(
     chosen = assign_voices(len(texts), voices or [SynthVoice(DEFAULT_VOICES[language])], seed)
     # Without configured voices the items have no speaker, as before voices existed.
     speaker_of = (lambda v: v.id) if voices else (lambda v: None)
+
+    for voice in dict.fromkeys(chosen):  # each voice once, before hundreds of sentences fail
+        try:
+            synthesize("a", voice=voice.espeak_name, rate_wpm=voice.rate_for(0), pitch=voice.pitch)
+        except ValueError as err:
+            raise SourceError(f"source.voices: voice {voice.id}: {err}") from None
 
     def speak(i: int) -> SynthUtterance:
         v = chosen[i]

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from data_prep.card import HIGH_FERTILITY
+from data_prep.cli import run as prep_run
 from data_prep.config import SourceConfig, load_config
+from data_prep.errors import SourceError
 from data_prep.espeak_worker import espeak_available
 from data_prep.sentences import sentence_corpus
 from data_prep.sources import SourceItem, synthetic_items
 from data_prep.synth import SynthUtterance, synthesize
 from data_prep.unit_processor import split_of
 from data_prep.voices import SynthVoice, assign_voices
+from vrt_finetune.testing import make_test_tokenizer
 
 needs_espeak = pytest.mark.skipif(not espeak_available(), reason="libespeak-ng not installed")
 
-LANGUAGES = ("es",)
-VOICE = {"es": "es"}
+LANGUAGES = ("es", "ru")
+VOICE = {"es": "es", "ru": "ru"}
 # Sentences with the number forms the corpus writes; each token must get its own measured time.
 NUMBER_SENTENCES = {
     "es": [
@@ -27,6 +33,14 @@ NUMBER_SENTENCES = {
         "La boda es el 15 de marzo a las 19:45.",
         "El jarrón azul cuesta 2.500 euros.",
         "¿Está la cámara delante del puerto?",
+    ],
+    # Cyrillic: espeak-ng's text positions count characters, not UTF-8 bytes (two per letter).
+    "ru": [
+        "Мой брат отправил 24 стакана вечером.",
+        "Цены выросли на 37 процентов за год.",
+        "Концерт начнётся 15 марта в 19:45.",
+        "Бабушка продала сухую полку за 350 рублей.",
+        "Маленький стакан всё ещё в магазине?",
     ],
 }
 
@@ -82,12 +96,21 @@ def test_sentences_are_timed_exactly(language: str) -> None:
 
 
 @needs_espeak
-def test_number_spoken_as_several_words_is_one_longer_token() -> None:
-    # "2.500" is said "dos mil quinientos": one token, timed over all three words.
-    u = synthesize("El jarrón cuesta 2.500 euros.", voice="es")
+@pytest.mark.parametrize(
+    ("language", "text", "number", "word"),
+    [
+        # "dos mil quinientos", "триста пятьдесят": one token timed over all of its words.
+        ("es", "El jarrón cuesta 2.500 euros.", "2.500", "cuesta"),
+        ("ru", "Мама купила лампу за 350 рублей.", "350", "лампу"),
+    ],
+)
+def test_number_spoken_as_several_words_is_one_longer_token(
+    language: str, text: str, number: str, word: str
+) -> None:
+    u = synthesize(text, voice=VOICE[language])
     _check_times(u)
     length = {w.word: w.end - w.start for w in u.words}
-    assert length["2.500"] > 1.5 * length["cuesta"]
+    assert length[number] > 1.5 * length[word]
 
 
 # --- voices -------------------------------------------------------------------------------------
@@ -149,6 +172,17 @@ def test_items_carry_language_voice_and_speaker() -> None:
 
 
 @needs_espeak
+def test_variant_on_a_language_voice_and_unknown_variants() -> None:
+    # "en-gb" is found by language, not by file name: the variant must still apply.
+    plain, male = synthesize("Go now.", voice="en-gb"), synthesize("Go now.", voice="en-gb+m3")
+    assert len(plain.audio) != len(male.audio) or not np.array_equal(plain.audio, male.audio)
+    with pytest.raises(ValueError, match="no voice variant 'nosuch'"):
+        synthesize("Go now.", voice="es+nosuch")  # espeak-ng alone would ignore it
+    with pytest.raises(SourceError, match=r"source\.voices: voice es\+nosuch"):
+        next(synthetic_items(2, voices=[SynthVoice("es", "nosuch")], language="es"))
+
+
+@needs_espeak
 def test_default_voice_leaves_the_speaker_unknown() -> None:
     (item,) = synthetic_items(1, seed=0)
     assert (item.speaker, item.language, item.source) == (None, "en", "espeak-ng:en-us:general[0]")
@@ -200,3 +234,30 @@ def test_split_by_key_ignores_the_speaker() -> None:
     by_key = {split_of(i, 0.2, 0.2, by_speaker=False) for i in items}
     assert len(by_speaker) == 1  # one speaker: all in one split
     assert by_key == {"train", "valid", "test"}
+
+
+# --- the dataset card ---------------------------------------------------------------------------
+
+
+@needs_espeak
+@pytest.mark.parametrize(("language", "verdict"), [("ru", "HIGH"), ("en", "normal")])
+def test_card_flags_the_fertility_of_russian(tmp_path: Path, language: str, verdict: str) -> None:
+    # The demo's capped tokenizer (4096 ids) keeps few Cyrillic merges: ~4.2 tokens per Russian
+    # word against ~1.8 per English one (Spanish ~2.6), measured on 200 sentences each.
+    tokenizer = make_test_tokenizer(tmp_path / "tok", vocab_size=4096, n_left_pad_tokens=8)
+    overrides = {
+        "output": str(tmp_path / "out"),
+        "tokenizer": str(tokenizer.path),
+        "source.kind": "synthetic",
+        "source.language": language,
+        "source.n_general": 12,
+        "aligner.backend": "given",
+        "shards.items_per_unit": 12,
+    }
+    config = load_config(None, [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
+    summary = prep_run(config, progress=False)
+    assert summary is not None and summary["kept_samples"] == 12
+    card = (tmp_path / "out" / "README.md").read_text()
+    fertility = re.search(r"([\d.]+) text tokens per word \((\w+)", card)
+    assert fertility is not None and fertility[2] == verdict, fertility
+    assert (float(fertility[1]) > HIGH_FERTILITY) == (verdict == "HIGH")
