@@ -87,6 +87,7 @@ def finish(out_dir: Path, config: PrepConfig) -> dict:
         target_options=asdict(config.targets),
         glossary=glossary,
         alignment_score=score,
+        split_by=config.shards.split_by,
     )
     return summary
 

@@ -82,6 +82,12 @@ class SourceConfig:
             # dataclasses already.
             self.voices = [v if isinstance(v, SynthVoice) else SynthVoice(**v) for v in self.voices]
             assign_voices(0, self.voices, self.seed)  # no voices, or two with one id
+            foreign = [v.id for v in self.voices if v.language != self.language]
+            if foreign:
+                raise ValueError(
+                    f"source.voices {foreign} do not speak source.language {self.language!r}: "
+                    f"pick voices of that language (espeak-ng --voices={self.language})"
+                )
 
 
 @dataclass

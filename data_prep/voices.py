@@ -71,6 +71,11 @@ class SynthVoice:
             parts.append(f"r{self.rate}")
         return "_".join(parts)
 
+    @property
+    def language(self) -> str:
+        """The language the voice's name says (``es-419`` → ``es``, ``roa/es`` → ``es``)."""
+        return self.name.rpartition("/")[2].split("-")[0].lower()
+
     def rate_for(self, index: int) -> int:
         """Words per minute for sentence ``index``."""
         return self.rate if self.rate is not None else default_rate(index)

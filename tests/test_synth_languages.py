@@ -211,7 +211,9 @@ def test_recipe_voices_language_and_split_by() -> None:
     )
     assert config.source.voices == [SynthVoice("es"), SynthVoice("es", "f3", pitch=60)]
     assert config.shards.split_by == "key"
-    assert SourceConfig(kind="synthetic", voices=voices).voices == config.source.voices
+    built = SourceConfig(kind="synthetic", language="es", voices=voices)
+    assert built.voices == config.source.voices
+    assert [v.language for v in [SynthVoice("es-419"), SynthVoice("roa/es")]] == ["es", "es"]
 
 
 @pytest.mark.parametrize(
@@ -221,6 +223,7 @@ def test_recipe_voices_language_and_split_by() -> None:
         ({"language": "de"}, "source.language"),
         ({"voices": []}, "at least one"),
         ({"voices": [{"name": "en-us"}, {"name": "en-us"}]}, "must differ"),
+        ({"language": "es", "voices": [{"name": "es"}, {"name": "en-gb"}]}, "do not speak"),
     ],
 )
 def test_recipe_errors(kwargs: dict, message: str) -> None:
@@ -261,3 +264,26 @@ def test_card_flags_the_fertility_of_russian(tmp_path: Path, language: str, verd
     fertility = re.search(r"([\d.]+) text tokens per word \((\w+)", card)
     assert fertility is not None and fertility[2] == verdict, fertility
     assert (float(fertility[1]) > HIGH_FERTILITY) == (verdict == "HIGH")
+
+
+@needs_espeak
+def test_card_says_how_splits_were_made(tmp_path: Path) -> None:
+    tokenizer = make_test_tokenizer(tmp_path / "tok", vocab_size=4096, n_left_pad_tokens=8)
+    voices = [{"name": "es"}, {"name": "es", "variant": "m3"}]
+    overrides = {
+        "output": str(tmp_path / "out"),
+        "tokenizer": str(tokenizer.path),
+        "source.kind": "synthetic",
+        "source.language": "es",
+        "source.n_general": 4,
+        "source.voices": voices,
+        "aligner.backend": "given",
+        "shards.split_by": "key",
+    }
+    config = load_config(None, [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
+    prep_run(config, progress=False)
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "- Speakers: 2 (samples are split by key, speakers ignored" in card
+    # The saved recipe (what `vrt-prep merge` reads) keeps the voices.
+    saved = load_config(tmp_path / "out" / "prep_config.yaml")
+    assert saved.source.voices == [SynthVoice("es"), SynthVoice("es", "m3")]
