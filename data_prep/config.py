@@ -53,8 +53,8 @@ class SourceConfig:
     seed: int = 0
     """``synthetic`` only: the seed of the sentence choice and of each sentence's voice."""
     voices: list[SynthVoice] | None = None
-    """``synthetic`` only: espeak-ng voices each sentence's is drawn among (by ``seed``), e.g.
-    ``[{name: en-us}, {name: en-us, variant: f3, pitch: 60}, {name: en-gb, rate: 170}]``;
+    """``synthetic`` only: espeak-ng voices of ``language``, one drawn per sentence by ``seed``,
+    e.g. ``[{name: en-us}, {name: en-us, variant: f3, pitch: 60}, {name: en-gb, rate: 170}]``;
     each voice is a speaker (its id, ``en-us+f3_p60``), so use ``shards.split_by: key`` to
     have every voice in every split. ``null``: the language's default voice, no speaker."""
 
