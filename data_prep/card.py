@@ -71,12 +71,15 @@ def render_card(
     target_options: dict,
     glossary: list[str] | None = None,
     alignment_score: dict | None = None,
+    split_by: str = "speaker",
 ) -> Path:
     """Write the card (``README.md``) and ``duration_histogram.png`` into ``out_dir``.
 
     Args:
         alignment_score: ``vrt-prep score``'s overall figures against the recipe's
             ``reference`` (``ScoreReport.to_json()``), shown under "Alignment coverage".
+        split_by: the recipe's ``shards.split_by`` (``speaker`` or ``key``), said beside the
+            speaker count.
     """
     samples = [s for r in results for s in r.samples]
     durations = [s["seconds"] for s in samples]
@@ -116,6 +119,9 @@ def render_card(
         **{f"n_{sp}": by_split.get(sp, 0) for sp in SPLITS},
         **{f"h_{sp}": f"{summary['hours_by_split'][sp]:.3f}" for sp in SPLITS},
         "n_speakers": len({s["speaker"] for s in samples if s["speaker"]}),
+        "split_note": "unknown speakers are split by sample key"
+        if split_by == "speaker"
+        else "samples are split by key, speakers ignored: a speaker can be in several splits",
         "aligner": aligner,
         "target_options": target_options,
         "items": summary["items"],

@@ -56,7 +56,7 @@ def read_items(config: PrepConfig) -> list[SourceItem]:
         return list(read_lhotse(s.path, s.language))
     if s.kind == "hf":
         return list(hf_items(s))
-    return list(synthetic_items(s.n_general, s.n_medical, s.seed))
+    return list(synthetic_items(s.n_general, s.n_medical, s.seed, s.voices, s.language))
 
 
 def finish(out_dir: Path, config: PrepConfig) -> dict:
@@ -81,6 +81,7 @@ def finish(out_dir: Path, config: PrepConfig) -> dict:
         target_options=asdict(config.targets),
         glossary=glossary,
         alignment_score=score,
+        split_by=config.shards.split_by,
     )
     return summary
 

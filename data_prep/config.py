@@ -17,6 +17,8 @@ from jsonargparse import ArgumentError, ArgumentParser
 
 from data_prep.column_presets import PresetName
 from data_prep.segment import Filters
+from data_prep.sentences import SENTENCE_LANGUAGES
+from data_prep.voices import SynthVoice, assign_voices
 from vrt_finetune.config_parser import dataclass_parser, legacy_argv, parse
 from vrt_finetune.targets import TargetOptions
 
@@ -36,7 +38,8 @@ class SourceConfig:
     (a directory, file or glob of Parquet, Arrow, WebDataset ``.tar`` or audio files beside a
     ``metadata.csv``)."""
     language: str = "en"
-    """Language of rows that do not name one."""
+    """Language of rows that do not name one; ``synthetic``: the sentences' language, ``en``,
+    ``es`` (Spanish) or ``ru`` (Russian)."""
     split: str = "train"
     """``hf`` only: the dataset split to read."""
     config_name: str | None = None
@@ -70,15 +73,47 @@ class SourceConfig:
     n_general: int = 200
     """``synthetic`` only: general sentences."""
     n_medical: int = 0
-    """``synthetic`` only: sentences carrying medical terms."""
+    """``synthetic`` only: sentences carrying medical terms (English only)."""
     seed: int = 0
-    """``synthetic`` only: the seed of the sentence choice."""
+    """``synthetic`` only: the seed of the sentence choice and of each sentence's voice."""
+    voices: list[SynthVoice] | None = None
+    """``synthetic`` only: espeak-ng voices of ``language``, one drawn per sentence by ``seed``,
+    e.g. ``[{name: en-us}, {name: en-us, variant: f3, pitch: 60}, {name: en-gb, rate: 170}]``;
+    each voice is a speaker (its id, ``en-us+f3_p60``), so use ``shards.split_by: key`` to
+    have every voice in every split. ``null``: the language's default voice, no speaker."""
 
     def __post_init__(self) -> None:
         if self.kind != "synthetic" and not self.path:
             raise ValueError(f"source.path is required for a {self.kind!r} source")
         if self.kind != "hf" and (self.streaming or self.preset):
             raise ValueError("source.streaming and source.preset are for source.kind 'hf'")
+        if self.kind == "synthetic":
+            self._check_synthetic()
+
+    def _check_synthetic(self) -> None:
+        if self.language not in SENTENCE_LANGUAGES:
+            raise ValueError(
+                f"source.language {self.language!r}: the synthetic source writes sentences in "
+                f"{', '.join(SENTENCE_LANGUAGES)}"
+            )
+        if self.n_medical > 0 and self.language != "en":
+            raise ValueError(
+                f"source.n_medical is {self.n_medical} but medical sentences are English only: "
+                f"set source.n_medical: 0 for language {self.language!r}"
+            )
+        if self.n_general < 0 or self.n_medical < 0:
+            raise ValueError("source.n_general and source.n_medical must be >= 0")
+        if self.voices is not None:
+            # Dicts when built by hand (SourceConfig(voices=[{...}])); jsonargparse gives
+            # dataclasses already.
+            self.voices = [v if isinstance(v, SynthVoice) else SynthVoice(**v) for v in self.voices]
+            assign_voices(0, self.voices, self.seed)  # no voices, or two with one id
+            foreign = [v.id for v in self.voices if v.language != self.language]
+            if foreign:
+                raise ValueError(
+                    f"source.voices {foreign} do not speak source.language {self.language!r}: "
+                    f"pick voices of that language (espeak-ng --voices={self.language})"
+                )
 
 
 @dataclass
@@ -132,6 +167,10 @@ class ShardConfig:
     """Share of speakers (of keys, when speakers are unknown) held out for validation."""
     test_fraction: float = 0.02
     """Share of speakers (of keys, when speakers are unknown) held out for testing."""
+    split_by: Literal["speaker", "key"] = "speaker"
+    """``speaker``: no speaker in two splits (keys decide for items without one); ``key``:
+    each item by its key, speakers ignored, e.g. a few synthetic voices that should all be in
+    every split (hold a voice out with a run of its own and ``test_fraction: 1``)."""
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """The error an input item carries when it cannot be used: a stable reason code, the file, and
-a message giving the fix. The pipeline counts items by ``reason``; nothing is dropped silently."""
+a message giving the fix. The pipeline counts items by ``reason``; nothing is dropped silently.
+A source that cannot be read at all (a recipe value found wrong only when reading) raises
+:class:`SourceError`, which ends ``vrt-prep run`` with its message."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ class ItemError(Exception):
 
 
 class SourceError(ValueError):
-    """A source that cannot be read at all (a dataset out of reach, a column it lacks): the run
-    stops before any work, with a message naming the source and the fix. Bad items inside a
-    readable source are never this: they are counted rejects (:class:`ItemError`)."""
+    """A source that cannot be read at all (a dataset out of reach, a column it lacks, a synthetic
+    voice espeak-ng does not have): the run stops before any work, with a message naming the
+    source or the recipe key and the fix. Bad items inside a readable source are never this: they
+    are counted rejects (:class:`ItemError`)."""

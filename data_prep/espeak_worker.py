@@ -123,8 +123,15 @@ def _espeak_worker() -> None:
     if sample_rate <= 0:
         reply({"error": "espeak_Initialize failed (is espeak-ng-data installed?)", "kind": "os"})
         return
-    if "text" not in request:  # an availability probe
-        reply({"sample_rate": sample_rate})
+    if "text" not in request:  # an availability probe; it lists the voice variants too
+        lib.espeak_ListVoices.argtypes = [ctypes.POINTER(Voice)]
+        lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(Voice))
+        listed = lib.espeak_ListVoices(ctypes.byref(Voice(languages=b"variant")))
+        variants, i = [], 0
+        while listed[i]:  # NULL-terminated; identifiers are "!v/f3"
+            variants.append((listed[i].contents.identifier or b"").decode().rpartition("/")[2])
+            i += 1
+        reply({"sample_rate": sample_rate, "variants": variants})
         return
 
     chunks: list[bytes] = []
@@ -149,15 +156,20 @@ def _espeak_worker() -> None:
     callback = callback_type(on_synth)  # a local: lives until this function returns
     lib.espeak_SetSynthCallback(callback)
     # By file or voice name ("en-us", "en-us+f3", "gmw/en"), else by language ("en-gb"); the
-    # language match must be exact: espeak otherwise takes "no-such-voice" for Norwegian.
+    # language match must be exact: espeak otherwise takes "no-such-voice" for Norwegian. A
+    # variant after a language ("en-gb+m3") goes on the file of the voice found for it.
     voice = request["voice"].encode()
+    language, _, variant = voice.partition(b"+")
     found = lib.espeak_SetVoiceByName(voice) == 0
     if not found:
-        by_language = Voice(name=None, languages=voice, identifier=None)
+        by_language = Voice(name=None, languages=language, identifier=None)
         if lib.espeak_SetVoiceByProperties(ctypes.byref(by_language)) == 0:
             # `languages` is a priority byte, then the first language of the chosen voice.
-            first = lib.espeak_GetCurrentVoice().contents.languages or b""
-            found = first[1:].lower() == voice.lower()
+            current = lib.espeak_GetCurrentVoice().contents
+            found = (current.languages or b"")[1:].lower() == language.lower()
+            if found and variant:
+                with_variant = (current.identifier or b"") + b"+" + variant
+                found = lib.espeak_SetVoiceByName(with_variant) == 0
     if not found:
         reply({"error": f"espeak-ng has no voice {request['voice']!r}", "kind": "voice"})
         return
@@ -213,7 +225,17 @@ def _run_worker(request: dict) -> dict:
 
 
 def espeak(text: str, voice: str, rate_wpm: int, pitch: int) -> RawSynthesis:
-    """Synthesize ``text`` in a fresh process; return its samples and events."""
+    """Synthesize ``text`` in a fresh process; return its samples and events.
+
+    Raises:
+        ValueError: an unknown voice or variant (espeak-ng itself ignores an unknown variant).
+    """
+    variant = voice.partition("+")[2]
+    if variant and variant not in espeak_variants():
+        raise ValueError(
+            f"espeak-ng has no voice variant {variant!r} (in {voice!r}): "
+            "`espeak-ng --voices=variant` lists them"
+        )
     reply = _run_worker({"text": text, "voice": voice, "rate_wpm": rate_wpm, "pitch": pitch})
     return RawSynthesis(
         sample_rate=reply["sample_rate"],
@@ -221,6 +243,16 @@ def espeak(text: str, voice: str, rate_wpm: int, pitch: int) -> RawSynthesis:
         words=reply["words"],
         phonemes=reply["phonemes"],
     )
+
+
+@functools.cache
+def espeak_variants() -> frozenset[str]:
+    """Names of espeak-ng's voice variants (``f3``, ``m3``, ``klatt`` …), read once per process.
+
+    Raises:
+        OSError, RuntimeError: ``libespeak-ng`` cannot be loaded or initialised.
+    """
+    return frozenset(_run_worker({})["variants"])
 
 
 @functools.cache

@@ -1,15 +1,23 @@
 """Sentences to speak: a small fixed vocabulary of everyday and clinical words.
 
-:func:`sentence_corpus` makes the short English sentences that :func:`data_prep.synth.synthesize`
-speaks for tests, benchmarks and the demo; :data:`MEDICAL_TERMS` lists the clinical words the
-medical sentences carry. Kept apart from the synthesizer: the corpus is plain text, needs neither
-espeak-ng nor numpy, and changes for different reasons (vocabulary, not timing).
+:func:`sentence_corpus` makes the short sentences that :func:`data_prep.synth.synthesize`
+speaks for tests, benchmarks and the demo: English here (general and medical), Spanish and
+Russian general sentences in :mod:`data_prep.sentences_es` and :mod:`data_prep.sentences_ru`;
+:data:`MEDICAL_TERMS` lists the clinical words the medical sentences carry. Kept apart from the
+synthesizer: the corpus is plain text, needs neither espeak-ng nor numpy, and changes for
+different reasons (vocabulary, not timing).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Literal
+
+from data_prep import sentences_es, sentences_ru
+
+SENTENCE_LANGUAGES: tuple[str, ...] = ("en", "es", "ru")
+"""Languages :func:`sentence_corpus` writes (ISO 639-1); only English has medical sentences."""
 
 MEDICAL_TERMS: tuple[str, ...] = (
     "tachycardia",
@@ -149,30 +157,55 @@ def _medical_sentence(rng: random.Random) -> str:
     return c(templates)()
 
 
+def _capitalised(sentence: str) -> str:
+    """First letter upper case, after any opening punctuation ("¿está" → "¿Está")."""
+    i = next((k for k, ch in enumerate(sentence) if ch.isalpha()), 0)
+    return sentence[:i] + sentence[i : i + 1].upper() + sentence[i + 1 :]
+
+
 def sentence_corpus(
-    n: int, seed: int, vocabulary: Literal["general", "medical"] = "general"
+    n: int,
+    seed: int,
+    vocabulary: Literal["general", "medical"] = "general",
+    language: str = "en",
 ) -> list[str]:
-    """Make ``n`` short English sentences (4 to 10 words) from a small fixed vocabulary.
+    """Make ``n`` short sentences from a fixed vocabulary.
 
     Args:
         n: number of sentences.
         seed: the same seed gives the same list.
-        vocabulary: ``"general"`` everyday words (under 100), or ``"medical"`` clinical sentences
-            each carrying at least one of :data:`MEDICAL_TERMS`.
+        vocabulary: ``"general"`` everyday words, or ``"medical"`` clinical sentences each
+            carrying at least one of :data:`MEDICAL_TERMS` (English only).
+        language: one of :data:`SENTENCE_LANGUAGES`: English (4 to 10 words, under 100 general
+            words), Spanish or Russian (4 to 12 words, several hundred words, some numbers
+            written as digits).
 
     Returns:
         ``n`` sentences, capitalised, ending in ``.`` or ``?``; duplicates are possible.
+
+    Raises:
+        ValueError: ``n < 0``, an unknown vocabulary or language, or medical sentences in a
+            language other than English.
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    makers = {"general": _general_sentence, "medical": _medical_sentence}
-    if vocabulary not in makers:
+    makers: dict[str, dict[str, Callable[[random.Random], str]]] = {
+        "en": {"general": _general_sentence, "medical": _medical_sentence},
+        "es": {"general": sentences_es.general_sentence},
+        "ru": {"general": sentences_ru.general_sentence},
+    }
+    if language not in makers:
+        raise ValueError(f"language must be one of {SENTENCE_LANGUAGES}, got {language!r}")
+    if vocabulary not in ("general", "medical"):
         raise ValueError(f"vocabulary must be 'general' or 'medical', got {vocabulary!r}")
-    # A private generator: the global `random` state is neither used nor disturbed.
-    rng = random.Random(f"{vocabulary}:{seed}")
-    make = makers[vocabulary]
-    out = []
-    for _ in range(n):
-        sentence = make(rng)
-        out.append(sentence[0].upper() + sentence[1:])
-    return out
+    if vocabulary not in makers[language]:
+        raise ValueError(
+            f"there are no {vocabulary} sentences in {language!r}: medical sentences are "
+            "English only (use general sentences, or language 'en')"
+        )
+    # A private generator: the global `random` state is neither used nor disturbed. English
+    # keeps its original seed string, so its corpus is unchanged.
+    prefix = "" if language == "en" else f"{language}:"
+    rng = random.Random(f"{prefix}{vocabulary}:{seed}")
+    make = makers[language][vocabulary]
+    return [_capitalised(make(rng)) for _ in range(n)]

@@ -13,7 +13,7 @@ import json
 import os
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,9 @@ import numpy as np
 from data_prep.align.base import AlignedWord
 from data_prep.align.given import read_ctm, read_textgrid, read_whisperx_json
 from data_prep.audio_io import DeferredAudio
+from data_prep.errors import SourceError
 from data_prep.spoken_form import TranscriptError, read_transcript
+from data_prep.voices import SynthVoice
 from vrt_finetune import constants as C
 
 if TYPE_CHECKING:
@@ -234,18 +236,49 @@ def read_hf_dataset(
 
 
 def synthetic_items(
-    n_general: int, n_medical: int = 0, seed: int = 0, voices: tuple[str, ...] = ("en-us",)
+    n_general: int,
+    n_medical: int = 0,
+    seed: int = 0,
+    voices: Sequence[SynthVoice] | None = None,
+    language: str = "en",
 ) -> Iterator[SourceItem]:
-    """Sentences spoken by espeak-ng with their exact word times (ground truth)."""
+    """Sentences spoken by espeak-ng with their exact word times (ground truth).
+
+    Args:
+        n_general: everyday sentences (:func:`data_prep.sentences.sentence_corpus`).
+        n_medical: sentences carrying medical terms (English only).
+        seed: the sentences' seed (medical ones use ``seed + 1``) and the voices' seed.
+        voices: the voices sentences are drawn among (:func:`data_prep.voices.assign_voices`);
+            each item's speaker is its voice's id. ``None``: the language's default voice
+            (:data:`data_prep.voices.DEFAULT_VOICES`) and no speaker, so splits go by key.
+        language: ``en``, ``es`` or ``ru`` (:data:`data_prep.sentences.SENTENCE_LANGUAGES`).
+
+    Raises:
+        ValueError: an unknown language, medical sentences in a language other than English,
+            or an empty or repeated voice list (before any synthesis).
+        SourceError: a voice or variant espeak-ng does not have (before the sentences).
+    """
     from data_prep.sentences import sentence_corpus
     from data_prep.synth import synthesize
+    from data_prep.voices import DEFAULT_VOICES, assign_voices
 
-    texts = [("general", s) for s in sentence_corpus(n_general, seed, "general")]
-    texts += [("medical", s) for s in sentence_corpus(n_medical, seed + 1, "medical")]
+    texts = [("general", s) for s in sentence_corpus(n_general, seed, "general", language)]
+    if n_medical:
+        medical = sentence_corpus(n_medical, seed + 1, "medical", language)
+        texts += [("medical", s) for s in medical]
+    chosen = assign_voices(len(texts), voices or [SynthVoice(DEFAULT_VOICES[language])], seed)
+    # Without configured voices the items have no speaker, as before voices existed.
+    speaker_of = (lambda v: v.id) if voices else (lambda v: None)
+
+    for voice in dict.fromkeys(chosen):  # each voice once, before hundreds of sentences fail
+        try:
+            synthesize("a", voice=voice.espeak_name, rate_wpm=voice.rate_for(0), pitch=voice.pitch)
+        except ValueError as err:
+            raise SourceError(f"source.voices: voice {voice.id}: {err}") from None
 
     def speak(i: int) -> SynthUtterance:
-        voice = voices[i % len(voices)]
-        return synthesize(texts[i][1], voice=voice, rate_wpm=150 + 10 * (i % 5))
+        v = chosen[i]
+        return synthesize(texts[i][1], voice=v.espeak_name, rate_wpm=v.rate_for(i), pitch=v.pitch)
 
     def item(i: int, utt: SynthUtterance) -> SourceItem:
         kind, text = texts[i]
@@ -254,9 +287,9 @@ def synthetic_items(
             safe_key(i, kind),
             (utt.audio, C.SAMPLE_RATE),
             text,
-            "en",
-            f"espeak-ng:{voices[i % len(voices)]}:{kind}[{i}]",
-            speaker=None,
+            language,
+            f"espeak-ng:{chosen[i].id}:{kind}[{i}]",
+            speaker=speaker_of(chosen[i]),
             words=words,
         )
 

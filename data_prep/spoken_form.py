@@ -134,6 +134,9 @@ def read_transcript(path: str | Path) -> str:
 
 _ABBREVIATIONS = {"en": {"dr": "doctor", "mr": "mister", "mrs": "missus", "vs": "versus"}}
 _ABBREVIATIONS["en"]["etc"] = "et cetera"
+# Units in the plural, the form after every number but exactly 1 ("1 kg" is said "un kilogramo").
+_ABBREVIATIONS["es"] = {"kg": "kilogramos", "km": "kilómetros", "cm": "centímetros"}
+_ABBREVIATIONS["es"] |= {"dr": "doctor", "dra": "doctora", "sr": "señor", "sra": "señora"}
 
 _IN_WORD_DROP = frozenset("\u200c\u200d\u05f3\u05f4\u00b7\u0640")  # ZWNJ ZWJ geresh gershayim · ـ
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'"})

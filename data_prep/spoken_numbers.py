@@ -24,6 +24,11 @@ _PLUS = {"en": "plus", "fr": "plus", "de": "plus", "es": "más", "it": "più", "
 _PLUS |= {"nl": "plus", "zh": "加"}
 _PERCENT = {"en": "percent", "fr": "pour cent", "de": "prozent", "es": "por ciento"}
 _PERCENT |= {"it": "per cento", "pt": "por cento", "nl": "procent", "ja": "パーセント"}
+# A lone "%" (written apart from its number) in Russian: the genitive plural, the form after
+# most numbers; "20%" agrees with its number (_percent_words).
+_PERCENT |= {"ru": "процентов"}
+_PERCENT_FORMS = {"ru": ("процент", "процента", "процентов")}  # 1, 2-4, 5+ (and 11-14)
+_PERCENT_FRACTION = {"ru": "процента"}  # after a decimal: "3,5 процента"
 _PERCENT_BEFORE = {"zh": "百分之"}  # Chinese says the percent first: 百分之五十
 SYMBOL_WORDS = {"&": _AND, "+": _PLUS, "%": _PERCENT}
 CURRENCY = {"$": "USD", "€": "EUR", "£": "GBP"}
@@ -36,7 +41,11 @@ _COMMA_DECIMAL = frozenset(
 _ORDINAL_SUFFIX = {
     "en": re.compile(r"(st|nd|rd|th)(?![^\W\d_])", re.IGNORECASE),
     "fr": re.compile(r"(ère|ere|er|re|ème|eme|e|nde|nd)(?![^\W\d_])", re.IGNORECASE),
+    "es": re.compile(r"\.?er(?![^\W\d_])"),  # 1.er, 3.er: the short forms primer, tercer
 }
+# Spanish says the decimal comma ("tres coma cinco") and reads the digits after it as a number
+# ("dos coma cincuenta"); num2words says "punto" and reads them one by one ("punto cinco cero").
+_DECIMAL_WORD = {"es": "coma"}
 _ORDINAL_MARK = {"\ue000": "o", "\ue001": "a"}  # º ª, hidden from NFKC (which maps them to o/a)
 NUMBER = re.compile(r"(?P<neg>[-−])?(?P<cur>[$€£])?(?P<num>\d+(?:[.,]\d+)*)(?P<cur2>[$€£])?")
 
@@ -124,6 +133,15 @@ def _cardinal(value: Decimal, lang: Lang, to: str = "cardinal") -> list[str] | N
         return [_zh_number(value)]
     if lang.n2w is None:
         return None
+    if lang.base in _DECIMAL_WORD and to == "cardinal" and value != value.to_integral_value():
+        whole, _, frac = f"{abs(value):f}".partition(".")
+        zeros = len(frac) - len(frac.lstrip("0"))
+        return [
+            *(_cardinal(Decimal(whole), lang) or [whole]),
+            _DECIMAL_WORD[lang.base],
+            *((_cardinal(Decimal(0), lang) or ["0"]) * zeros),
+            *(_cardinal(Decimal(frac[zeros:]), lang) or [frac]),
+        ]
     if value == value.to_integral_value():
         arg: int | float | Decimal = int(value)
     else:
@@ -174,17 +192,21 @@ def number_words(m: re.Match[str], after: str, lang: Lang) -> tuple[list[str], i
         words = _cardinal(value, lang) or [num]
         if lang.base in _PERCENT_BEFORE:
             return [*sign, _PERCENT_BEFORE[lang.base], *words], 1
-        return sign + words + plain_words(_PERCENT.get(lang.base, "")), 1
+        return sign + words + _percent_words(value, lang), 1
     if currency:
         return sign + _currency_words(value, currency, lang, num), 0
     suffix = _ORDINAL_SUFFIX.get(lang.base)
     ordinal = suffix.match(after) if suffix else None
-    mark = after[:1] if after[:1] in _ORDINAL_MARK else ""
+    # "2º", or "2.º" as Spanish and Portuguese write it.
+    dotted = after[:1] == "." and after[1:2] in _ORDINAL_MARK
+    mark = after[1:2] if dotted else after[:1] if after[:1] in _ORDINAL_MARK else ""
     if (ordinal or mark) and num.isdecimal() and not m["neg"]:
         words = _cardinal(value, lang, to="ordinal") or [num]
         if _ORDINAL_MARK.get(mark) == "a":  # feminine: primero → primera
             words = [w[:-1] + "a" if w.endswith("o") else w for w in words]
-        return words, len(ordinal[0]) if ordinal else 1
+        if ordinal and lang.base == "es" and words[-1] in ("primero", "tercero"):
+            words[-1] = words[-1][:-1]  # 1.er piso: "primer"
+        return words, len(ordinal[0]) if ordinal else 1 + dotted
     decade = after[:1] == "s" and not after[1:2].isalpha()
     if lang.base == "en" and decade and num.isdecimal() and num.endswith("0"):
         words = _cardinal(value, lang, to="year" if len(num) == 4 else "cardinal") or [num]
@@ -194,6 +216,16 @@ def number_words(m: re.Match[str], after: str, lang: Lang) -> tuple[list[str], i
     if lang.base in _YEAR_LANGS and len(num) == 4 and not m["neg"] and 1100 <= value < 2100:
         return _cardinal(value, lang, to="year") or [num], 0
     return sign + (_cardinal(value, lang) or [num]), 0
+
+
+def _percent_words(value: Decimal, lang: Lang) -> list[str]:
+    """The word for "%" after ``value``, agreeing with it where the language needs it."""
+    forms = _PERCENT_FORMS.get(lang.base)
+    if forms is None or lang.n2w is None:
+        return plain_words(_PERCENT.get(lang.base, ""))
+    if value != value.to_integral_value():
+        return [_PERCENT_FRACTION[lang.base]]
+    return plain_words(CONVERTER_CLASSES[lang.n2w].pluralize(int(value), forms))
 
 
 def _number_words_plain(digits: str, lang: Lang) -> list[str]:

@@ -48,9 +48,12 @@ from vrt_finetune.targets import build_targets
 from vrt_finetune.tokenizer import StreamingTokenizer, open_tokenizer
 
 
-def split_of(item: SourceItem, valid_fraction: float, test_fraction: float) -> str:
-    """Deterministic split: by speaker when known (no speaker in two splits), else by key."""
-    basis = f"speaker:{item.speaker}" if item.speaker else f"key:{item.key}"
+def split_of(
+    item: SourceItem, valid_fraction: float, test_fraction: float, by_speaker: bool = True
+) -> str:
+    """Deterministic split: by speaker when known (no speaker in two splits), else by key;
+    ``by_speaker=False``: by key always."""
+    basis = f"speaker:{item.speaker}" if item.speaker and by_speaker else f"key:{item.key}"
     x = int.from_bytes(hashlib.sha256(basis.encode()).digest()[:8], "big") / 2**64
     if x < test_fraction:
         return "test"
@@ -173,8 +176,9 @@ class UnitProcessor:
         if len(spoken) != len(p.spoken) or any(w is None for w in spoken):
             spoken = interpolate_missing(p.spoken, list(spoken), duration)
         words = map_to_written(p.norm, spoken)
+        shards = self.config.shards
         split = split_of(
-            p.item, self.config.shards.valid_fraction, self.config.shards.test_fraction
+            p.item, shards.valid_fraction, shards.test_fraction, shards.split_by == "speaker"
         )
         skip = self._stretches_to_skip(p.audio, words, duration)
         segments = split_at_pauses(words, duration, f.max_duration, skip)

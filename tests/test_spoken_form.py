@@ -125,6 +125,33 @@ def test_ordinals() -> None:
     assert said("1st 2nd 3rd 21st 4th") == ["first", "second", "third", "twenty", "first", "fourth"]
     assert said("1er 3e 2nde", "fr") == ["premier", "troisième", "deuxième"]
     assert said("1º 2ª", "es") == ["primero", "segunda"]
+    # Spanish writes a dot before the mark; "1.er"/"3.er" are the short forms.
+    assert said("el 2.º piso, la 1.ª vez, el 1.er día, 3.er", "es") == [
+        "el", "segundo", "piso", "la", "primera", "vez", "el", "primer", "día", "tercer",
+    ]  # fmt: skip
+
+
+def test_spanish_decimals_units_and_abbreviations() -> None:
+    # "coma" as Spain says it (num2words says "punto"), the decimals read as a number.
+    assert said("3,5 kg 12,25 3,05 2,50 €", "es") == [
+        "tres", "coma", "cinco", "kilogramos", "doce", "coma", "veinticinco",
+        "tres", "coma", "cero", "cinco", "dos", "coma", "cincuenta", "euros",
+    ]  # fmt: skip
+    assert said("2.500 euros, 15%, 7:30", "es") == [
+        "dos", "mil", "quinientos", "euros", "quince", "por", "ciento", "siete", "treinta",
+    ]  # fmt: skip
+    assert said("Sr. López y la Dra. Ruiz", "es") == [
+        "señor", "lópez", "y", "la", "doctora", "ruiz",
+    ]  # fmt: skip
+
+
+def test_russian_percent_agrees_with_its_number() -> None:
+    assert said("1% 3% 5% 11% 21% 22% 3,5%", "ru") == [
+        "один", "процент", "три", "процента", "пять", "процентов", "одиннадцать", "процентов",
+        "двадцать", "один", "процент", "двадцать", "два", "процента",
+        "три", "целых", "пять", "десятых", "процента",
+    ]  # fmt: skip
+    assert said("50 %", "ru") == ["пятьдесят", "процентов"]
 
 
 def test_years_percent_currency() -> None:
