@@ -14,7 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 export PYANNOTE_METRICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast lint format bench clean-venv
+.PHONY: setup demo demo-language test test-fast lint format bench clean-venv
 
 setup: $(STAMPS)/system $(STAMPS)/venv
 
@@ -48,6 +48,10 @@ $(STAMPS)/venv: pyproject.toml Makefile
 
 demo: setup
 	$(PY) -m vrt_recipes.demo
+
+# Needs `make demo`'s English base (outputs/demo/base-model); trains it first when missing.
+demo-language: setup
+	$(PY) -m vrt_recipes.demo_language
 
 test: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

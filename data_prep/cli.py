@@ -56,7 +56,9 @@ def read_items(config: PrepConfig) -> list[SourceItem]:
         return list(read_lhotse(s.path, s.language))
     if s.kind == "hf":
         return list(hf_items(s))
-    return list(synthetic_items(s.n_general, s.n_medical, s.seed, s.voices, s.language))
+    return list(
+        synthetic_items(s.n_general, s.n_medical, s.seed, s.voices, s.language, s.vocabulary)
+    )
 
 
 def finish(out_dir: Path, config: PrepConfig) -> dict:

@@ -72,6 +72,10 @@ class SourceConfig:
     segments, each an item of its own (a window of the recording); ``null``: the preset's."""
     n_general: int = 200
     """``synthetic`` only: general sentences."""
+    vocabulary: Literal["general", "basic"] = "general"
+    """``synthetic`` only: the everyday sentences' words: ``general`` (English: under 100 words;
+    Spanish, Russian: several hundred, numbers as digits) or ``basic`` (English, Spanish: under
+    100 words, no digits; a tiny model learns them in minutes)."""
     n_medical: int = 0
     """``synthetic`` only: sentences carrying medical terms (English only)."""
     seed: int = 0
@@ -100,6 +104,11 @@ class SourceConfig:
             raise ValueError(
                 f"source.n_medical is {self.n_medical} but medical sentences are English only: "
                 f"set source.n_medical: 0 for language {self.language!r}"
+            )
+        if self.vocabulary == "basic" and self.language not in ("en", "es"):
+            raise ValueError(
+                f"source.vocabulary 'basic' is English or Spanish, not {self.language!r}: "
+                "use source.vocabulary: general"
             )
         if self.n_general < 0 or self.n_medical < 0:
             raise ValueError("source.n_general and source.n_medical must be >= 0")

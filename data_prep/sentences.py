@@ -166,7 +166,7 @@ def _capitalised(sentence: str) -> str:
 def sentence_corpus(
     n: int,
     seed: int,
-    vocabulary: Literal["general", "medical"] = "general",
+    vocabulary: Literal["general", "basic", "medical"] = "general",
     language: str = "en",
 ) -> list[str]:
     """Make ``n`` short sentences from a fixed vocabulary.
@@ -174,8 +174,10 @@ def sentence_corpus(
     Args:
         n: number of sentences.
         seed: the same seed gives the same list.
-        vocabulary: ``"general"`` everyday words, or ``"medical"`` clinical sentences each
-            carrying at least one of :data:`MEDICAL_TERMS` (English only).
+        vocabulary: ``"general"`` everyday words, ``"basic"`` everyday words at the English
+            general sentences' size (under 100 words, no digits; English and Spanish), or
+            ``"medical"`` clinical sentences each carrying at least one of
+            :data:`MEDICAL_TERMS` (English only).
         language: one of :data:`SENTENCE_LANGUAGES`: English (4 to 10 words, under 100 general
             words), Spanish or Russian (4 to 12 words, several hundred words, some numbers
             written as digits).
@@ -190,14 +192,19 @@ def sentence_corpus(
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     makers: dict[str, dict[str, Callable[[random.Random], str]]] = {
-        "en": {"general": _general_sentence, "medical": _medical_sentence},
-        "es": {"general": sentences_es.general_sentence},
+        # English general sentences are basic already (under 100 words).
+        "en": {
+            "general": _general_sentence,
+            "basic": _general_sentence,
+            "medical": _medical_sentence,
+        },
+        "es": {"general": sentences_es.general_sentence, "basic": sentences_es.basic_sentence},
         "ru": {"general": sentences_ru.general_sentence},
     }
     if language not in makers:
         raise ValueError(f"language must be one of {SENTENCE_LANGUAGES}, got {language!r}")
-    if vocabulary not in ("general", "medical"):
-        raise ValueError(f"vocabulary must be 'general' or 'medical', got {vocabulary!r}")
+    if vocabulary not in ("general", "basic", "medical"):
+        raise ValueError(f"vocabulary must be 'general', 'basic' or 'medical', got {vocabulary!r}")
     if vocabulary not in makers[language]:
         raise ValueError(
             f"there are no {vocabulary} sentences in {language!r}: medical sentences are "
@@ -206,6 +213,8 @@ def sentence_corpus(
     # A private generator: the global `random` state is neither used nor disturbed. English
     # keeps its original seed string, so its corpus is unchanged.
     prefix = "" if language == "en" else f"{language}:"
+    if language == "en" and vocabulary == "basic":
+        vocabulary = "general"  # the same sentences
     rng = random.Random(f"{prefix}{vocabulary}:{seed}")
     make = makers[language][vocabulary]
     return [_capitalised(make(rng)) for _ in range(n)]

@@ -309,3 +309,44 @@ def general_sentence(rng: random.Random) -> str:
         lambda: f"es la {c(_ORDINALS_F)} vez que {c(_PEOPLE)} {c(_VERBS)[3]} {noun()}.",
     )
     return c(templates)()
+
+
+# The basic vocabulary: the English general sentences' size (under 100 words, no digits), so a
+# tiny model can learn the language in minutes (`make demo-language`). Masculine things only,
+# adjectives after the noun, and prepositions that need no contraction (no "de el"/"a el").
+_BASIC_PEOPLE = _phrases(
+    "el maestro, mi hermana, mi hermano, nuestro vecino, el conductor, un niño, el abuelo,"
+    " el granjero, su amiga, la doctora"
+)
+_BASIC_PAST = _words("encontró abrió movió pintó llevó limpió vendió compró")
+_BASIC_INFINITIVE = _words("encontrar abrir mover pintar llevar limpiar vender comprar")
+_BASIC_THINGS = _words("libro sillón cuadro paquete cesto billete vaso abrigo sombrero plato reloj")
+_BASIC_ADJECTIVES = _words("rojo pequeño viejo nuevo pesado grande verde limpio blanco negro")
+_BASIC_PLACES = _phrases("la cocina, la estación, el mercado, la escuela, el río, el parque")
+_BASIC_PREPOSITIONS = _words("en hacia desde tras")
+_BASIC_TIMES = _phrases("hoy, mañana, esta noche, esta tarde, el domingo, el lunes")
+
+
+def basic_sentence(rng: random.Random) -> str:
+    """One sentence of the basic vocabulary (4 to 9 words, no digits)."""
+    c = rng.choice
+    templates = (
+        lambda: (
+            f"{c(_BASIC_PEOPLE)} {c(_BASIC_PAST)} el {c(_BASIC_THINGS)} {c(_BASIC_ADJECTIVES)}."
+        ),
+        lambda: (
+            f"{c(_BASIC_PEOPLE)} {c(_BASIC_PAST)} un {c(_BASIC_THINGS)} "
+            f"{c(_BASIC_PREPOSITIONS)} {c(_BASIC_PLACES)}."
+        ),
+        lambda: f"vamos a {c(_BASIC_INFINITIVE)} el {c(_BASIC_THINGS)} {c(_BASIC_TIMES)}.",
+        lambda: (
+            f"hay que {c(_BASIC_INFINITIVE)} el {c(_BASIC_THINGS)} {c(_BASIC_ADJECTIVES)} "
+            f"{c(_BASIC_TIMES)}."
+        ),
+        lambda: f"¿está el {c(_BASIC_THINGS)} en {c(_BASIC_PLACES)}?",
+        lambda: (
+            f"el {c(_BASIC_THINGS)} es {c(_BASIC_ADJECTIVES)}, y el {c(_BASIC_THINGS)} es "
+            f"{c(_BASIC_ADJECTIVES)}."
+        ),
+    )
+    return c(templates)()

@@ -241,6 +241,7 @@ def synthetic_items(
     seed: int = 0,
     voices: Sequence[SynthVoice] | None = None,
     language: str = "en",
+    vocabulary: str = "general",
 ) -> Iterator[SourceItem]:
     """Sentences spoken by espeak-ng with their exact word times (ground truth).
 
@@ -252,6 +253,8 @@ def synthetic_items(
             each item's speaker is its voice's id. ``None``: the language's default voice
             (:data:`data_prep.voices.DEFAULT_VOICES`) and no speaker, so splits go by key.
         language: ``en``, ``es`` or ``ru`` (:data:`data_prep.sentences.SENTENCE_LANGUAGES`).
+        vocabulary: the everyday sentences' vocabulary, ``general`` or ``basic`` (under 100
+            words: what a tiny model learns in minutes).
 
     Raises:
         ValueError: an unknown language, medical sentences in a language other than English,
@@ -262,7 +265,7 @@ def synthetic_items(
     from data_prep.synth import synthesize
     from data_prep.voices import DEFAULT_VOICES, assign_voices
 
-    texts = [("general", s) for s in sentence_corpus(n_general, seed, "general", language)]
+    texts = [("general", s) for s in sentence_corpus(n_general, seed, vocabulary, language)]
     if n_medical:
         medical = sentence_corpus(n_medical, seed + 1, "medical", language)
         texts += [("medical", s) for s in medical]

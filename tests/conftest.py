@@ -1,8 +1,12 @@
-"""Shared fixtures: one offline test tokenizer and tiny model per session; CUDA gating."""
+"""Shared fixtures: one offline test tokenizer and tiny model per session; the demo's English
+base for the slow proofs; CUDA gating."""
 
 from __future__ import annotations
 
 import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -51,3 +55,48 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@dataclass(frozen=True)
+class DemoBase:
+    """The demo's English base as the slow proofs share it (trained once per session)."""
+
+    root: Path
+    """Holds ``tokenizer/``, ``shards/`` (the general sentences) and ``base-model/``."""
+    tokenizer: Path
+    model: Path
+    n_samples: int
+    prep_s: float
+    train_s: float
+
+
+@pytest.fixture(scope="session")
+def demo_base(tmp_path_factory: pytest.TempPathFactory) -> DemoBase:
+    """``make demo``'s stages 1-3 exactly (test tokenizer, general shards, base from random init):
+    the learning proof checks it, the language proof adapts it. About 10 minutes on 2 cores, paid
+    once per session by whichever slow test asks first."""
+    from vrt_recipes import demo
+
+    root = tmp_path_factory.mktemp("demo_base")
+    t0 = time.perf_counter()
+    tok = demo.make_tokenizer(root)
+    n = demo.DEFAULT_N_GENERAL
+    summary = demo.prepare_general(root / "shards", "proof", tok.path, n, None)
+    assert summary["kept_samples"] == n, summary
+    prep_s = time.perf_counter() - t0
+    model = demo.train_base(root, tok.path, demo.DEFAULT_BASE_STEPS)
+    return DemoBase(root, tok.path, model, n, prep_s, time.perf_counter() - t0 - prep_s)
+
+
+@pytest.fixture(scope="session")
+def demo_base_english(demo_base: DemoBase) -> dict:
+    """The base's ``vrt-eval`` results on its held-out English sentences at the demo's delays
+    (``{"240": {...}, "960": {...}}``): the learning proof's figures and the language proof's
+    forgetting reference, decoded once."""
+    from vrt_recipes import demo
+
+    models = {"base": str(demo_base.model)}
+    out = demo_base.root / "eval_english"
+    return demo.evaluate(models, demo_base.root / "shards", list(demo.DELAYS_MS), out)["base"][
+        "domain"
+    ]

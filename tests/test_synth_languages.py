@@ -77,6 +77,16 @@ def test_corpus_is_deterministic_grammatical_in_shape_and_varied(language: str) 
     assert sum(s in seen for s in held_out) <= 15
 
 
+def test_basic_spanish_is_the_size_of_the_english_sentences() -> None:
+    """``basic``: under 100 words and no digits, like the English general sentences (what a tiny
+    model learns in minutes); English ``basic`` is its general corpus."""
+    corpus = sentence_corpus(2400, 0, "basic", "es")
+    words = {w.strip(".,?¿").lower() for s in corpus for w in s.split()}
+    assert 50 <= len(words) < 100 and all(w.isalpha() for w in words), sorted(words)
+    assert len(set(corpus)) > 1500 and corpus == sentence_corpus(2400, 0, "basic", "es")
+    assert sentence_corpus(50, 3, "basic", "en") == sentence_corpus(50, 3, "general", "en")
+
+
 def test_corpus_language_errors() -> None:
     with pytest.raises(ValueError, match="language"):
         sentence_corpus(3, 0, "general", "de")
@@ -221,6 +231,7 @@ def test_recipe_voices_language_and_split_by() -> None:
     [
         ({"language": "es", "n_medical": 10}, "English only"),
         ({"language": "de"}, "source.language"),
+        ({"language": "ru", "vocabulary": "basic"}, "English or Spanish"),
         ({"voices": []}, "at least one"),
         ({"voices": [{"name": "en-us"}, {"name": "en-us"}]}, "must differ"),
         ({"language": "es", "voices": [{"name": "es"}, {"name": "en-gb"}]}, "do not speak"),
