@@ -141,7 +141,7 @@ def write_recordings(out: Path, n: int = 3) -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    for i, (text, ext) in enumerate(zip(sentence_corpus(n, seed=777, language="es"),
+    for i, (text, ext) in enumerate(zip(sentence_corpus(n, 777, "basic", "es"),
                                         ("wav", "mp3", "ogg"), strict=False)):  # fmt: skip
         utt = synthesize(text, voice="es", rate_wpm=160)
         path = out / f"grabacion_{i + 1}.{ext}"
