@@ -290,44 +290,46 @@ def ctc_paths(
     n_states = 2 * ids.shape[1] + 1
     labels = torch.full((n_batch, n_states), blank, dtype=torch.long, device=device)
     labels[:, 1::2] = ids
-    skip = torch.full((n_batch, n_states), -torch.inf, device=device)  # added to state s - 2
-    skip[:, 3::2] = torch.where(ids[:, 1:] != ids[:, :-1], 0.0, -torch.inf)
-    window = _ctc_windows(tokens, n_frames, t_max, n_states)  # (max_frames, batch, states)
-    state_lp = emissions.gather(2, labels[:, None, :].expand(-1, t_max, -1)).transpose(0, 1)
+    skip = torch.full((n_states, n_batch), -torch.inf, device=device)  # added to state s - 2
+    skip[3::2] = torch.where(ids[:, 1:] != ids[:, :-1], 0.0, -torch.inf).t()
+    # (max_frames, states, batch), batch innermost as in the whisperX trellis
+    index = labels.t()[None].expand(t_max, -1, -1)
+    state_lp = emissions.permute(1, 2, 0).gather(1, index)
     # Outside the window a state is -inf, as forced_align leaves it; before an utterance's first
     # frame (it is right-aligned) only state 0 is open, at 0: the virtual start of the path.
-    state_lp = torch.where(window.to(device), state_lp, -torch.inf).contiguous()
-    prev = torch.full((n_batch, n_states + 2), -torch.inf, device=device)
-    prev[:, 2] = 0.0
+    window = _ctc_windows(tokens, n_frames, t_max, n_states).to(device)
+    state_lp = torch.where(window, state_lp, -torch.inf)
+    prev = torch.full((n_states + 2, n_batch), -torch.inf, device=device)
+    prev[2] = 0.0
     cur = prev.clone()
-    moved = torch.empty((t_max, n_batch, n_states), dtype=torch.bool, device=device)
+    moved = torch.empty((t_max, n_states, n_batch), dtype=torch.bool, device=device)
     skipped = torch.empty_like(moved)
     for t in range(t_max):
-        stay, move = prev[:, 2:], prev[:, 1:-1]  # alpha of s and s - 1
-        jump = prev[:, :-2] + skip
+        stay, move = prev[2:], prev[1:-1]  # alpha of s and s - 1
+        jump = prev[:-2] + skip
         torch.logical_and(jump > move, jump > stay, out=skipped[t])
         torch.logical_and(move > stay, move > jump, out=moved[t])
         best = torch.where(skipped[t], jump, torch.where(moved[t], move, stay))
-        torch.add(best, state_lp[t], out=cur[:, 2:])
+        torch.add(best, state_lp[t], out=cur[2:])
         prev, cur = cur, prev
-    final = prev[:, 2:]
+    final = prev[2:]
     batch = torch.arange(n_batch, device=device)
     last = torch.tensor([2 * n for n in n_tokens], device=device)  # the final blank
-    state = torch.where(final[batch, last] > final[batch, last - 1], last, last - 1)
-    ok = torch.isfinite(final[batch, state])
+    state = torch.where(final[last, batch] > final[last - 1, batch], last, last - 1)[None]
+    ok = torch.isfinite(final[state[0], batch])
     path = torch.empty((t_max, n_batch), dtype=torch.long, device=device)
     for t in range(t_max - 1, -1, -1):
-        path[t] = state
-        back = moved[t].gather(1, state[:, None])[:, 0].long()
-        state = state - back - 2 * skipped[t].gather(1, state[:, None])[:, 0].long()
-    lp = state_lp.gather(2, path[:, :, None])[:, :, 0]
+        path[t] = state[0]
+        back = moved[t].gather(0, state).long() + 2 * skipped[t].gather(0, state).long()
+        state = state - back
+    lp = state_lp.gather(1, path[:, None, :])[:, 0]
     return _ctc_token_paths(path, lp, ok, n_frames, n_tokens)
 
 
 def _ctc_windows(
     tokens: Sequence[Sequence[int]], n_frames: list[int], t_max: int, n_states: int
 ) -> torch.Tensor:
-    """``forced_align``'s open states per frame, ``(max_frames, batch, states)`` bool.
+    """``forced_align``'s open states per frame, ``(max_frames, states, batch)`` bool.
 
     At frame ``t`` it computes states ``[start_t, end_t)``: ``end`` grows from 2 by one state a
     frame (two from a blank to the next, different, token) until every state is reachable,
@@ -351,8 +353,8 @@ def _ctc_windows(
         end = np.concatenate([[2], walk + 1, np.full(max(n - need, 0), 2 * n_tok + 1)])[:n]
         start = np.concatenate([np.zeros(n - need, dtype=np.int64), [1], walk])
         starts[t_max - n :, b], ends[t_max - n :, b] = start, end
-    s = torch.arange(n_states)
-    return (torch.from_numpy(starts)[..., None] <= s) & (s < torch.from_numpy(ends)[..., None])
+    s = torch.arange(n_states)[:, None]
+    return (torch.from_numpy(starts)[:, None] <= s) & (s < torch.from_numpy(ends)[:, None])
 
 
 def _walk(n_tok: int, repeat: np.ndarray) -> np.ndarray:
