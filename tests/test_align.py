@@ -165,7 +165,7 @@ def _times(words: list[AlignedWord]) -> list[tuple[str, float, float]]:
 
 
 def _assert_same_as_whisperx(aligner, model, metadata, items) -> None:
-    from data_prep.align.whisperx_backend import reference_align
+    from data_prep.align.testing import reference_align
 
     results = aligner.align_batch(items)
     for item, got in zip(items, results, strict=True):
@@ -197,7 +197,7 @@ def test_whisperx_batched_equals_other_model_kinds(norm: str, hf_dirs: dict[str,
 
 
 def test_whisperx_oracle_emissions_give_known_times(wx) -> None:
-    from data_prep.align.whisperx_backend import emissions_to_words
+    from data_prep.align.whisperx_emissions import emissions_to_words
 
     _, metadata = wx.model_for("en")
     spans = [("she", 0.30, 0.52), ("sat", 0.60, 0.90), ("down", 1.20, 1.64), ("here", 2.00, 2.40)]
@@ -206,7 +206,7 @@ def test_whisperx_oracle_emissions_give_known_times(wx) -> None:
     assert frames_for(n_samples / SAMPLE_RATE) == n_frames
     d = metadata["dictionary"]
     logits = oracle_logits(spans, n_frames, d, blank=d["<pad>"], delimiter="|")
-    got = emissions_to_words(logits, [w for w, _, _ in spans], "en", metadata, n_samples)
+    got = emissions_to_words([logits], [[w for w, _, _ in spans]], metadata, [n_samples])[0]
     for (word, start, end), w in zip(spans, got, strict=True):
         assert w.word == word and not w.flagged
         assert abs(w.start - start) <= FRAME_S and abs(w.end - end) <= FRAME_S
@@ -268,7 +268,8 @@ def test_mms_oracle_emissions_give_known_times(mms) -> None:
     n_frames = 120
     logits = oracle_logits(spans, n_frames, mms.char_ids, blank=0)
     words = ["Hello", "big", "world"]
-    got = emissions_to_words(logits, words, mms.char_ids, blank=0, n_samples=n_frames * 320 + 80)
+    n_samples = [n_frames * 320 + 80]
+    got = emissions_to_words([logits], [words], mms.char_ids, blank=0, n_samples=n_samples)[0]
     for (_, start, end), w in zip(spans, got, strict=True):
         assert abs(w.start - start) <= FRAME_S and abs(w.end - end) <= FRAME_S
         assert not w.flagged and w.score > 0.9

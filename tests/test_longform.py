@@ -179,10 +179,11 @@ def _one_piece(aligner, emissions: torch.Tensor, words: list[str], n_samples: in
     if aligner.name == "mms":
         from data_prep.align.mms_backend import emissions_to_words
 
-        return emissions_to_words(emissions, words, aligner.char_ids, blank=0, n_samples=n_samples)
-    from data_prep.align.whisperx_backend import emissions_to_words
+        ids = aligner.char_ids
+        return emissions_to_words([emissions], [words], ids, blank=0, n_samples=[n_samples])[0]
+    from data_prep.align.whisperx_emissions import emissions_to_words
 
-    return emissions_to_words(emissions, words, "en", aligner.model_for("en")[1], n_samples)
+    return emissions_to_words([emissions], [words], aligner.model_for("en")[1], [n_samples])[0]
 
 
 @pytest.mark.parametrize(("backend", "seconds"), [("mms", 240.0), ("wx", 150.0)])

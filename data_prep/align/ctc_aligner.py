@@ -2,11 +2,11 @@
 
 :mod:`data_prep.align.longform` is backend-agnostic: it needs the model's frame
 log-probabilities for waveform windows, each word's label ids for its coarse Viterbi, and the
-backend's own alignment of a slice of emissions (so the final word times follow the backend's
+backend's own alignment of slices of emissions (so the final word times follow the backend's
 conventions: whisperX's trellis and wildcard for unknown characters, MMS's romanisation and
-``forced_align``). A :class:`CTCAligner` provides them for one language as a
-:class:`LongFormBackend` (each backend module defines its own), which is what makes it able to
-align recordings of any length: :meth:`CTCAligner.long_form`.
+``forced_align`` path), all pieces of a recording in one batch. A :class:`CTCAligner` provides
+them for one language as a :class:`LongFormBackend` (each backend module defines its own), which
+is what makes it able to align recordings of any length: :meth:`CTCAligner.long_form`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from data_prep.align.base import AlignedWord, Aligner, BatchAligner
+from data_prep.align.base import Aligner, AlignResult, BatchAligner
 
 if TYPE_CHECKING:
     from data_prep.align.longform import LongFormOptions
@@ -94,9 +94,12 @@ class LongFormBackend(ABC):
         """Per word, the label ids of its alignable characters (word delimiters left out)."""
 
     @abstractmethod
-    def align_piece(self, log_probs: torch.Tensor, words: Sequence[str]) -> list[AlignedWord]:
-        """Align ``words`` in a slice of emissions ``(n_frames, vocab)``; times from its start.
+    def align_pieces(
+        self, pieces: Sequence[tuple[torch.Tensor, Sequence[str]]]
+    ) -> list[AlignResult]:
+        """Align each piece's words in its slice of CPU log-probabilities ``(n_frames, vocab)``,
+        all in one batch on the aligner's device.
 
-        Raises:
-            AlignmentError: the backend cannot align the piece.
+        Returns:
+            Per piece, its words with times from the slice's start, or why it failed.
         """

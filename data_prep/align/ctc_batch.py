@@ -192,15 +192,15 @@ def ctc_logits(
         device: Where ``model`` lives.
 
     Returns:
-        Per utterance, float32 CPU outputs (logits, or log-probabilities for wrappers that
-        apply ``log_softmax``) of shape ``(n_frames_i, vocab)``; ``n_frames_i`` is the frame
-        count a forward pass of that utterance alone produces.
+        Per utterance, float32 outputs on ``device`` (logits, or log-probabilities for wrappers
+        that apply ``log_softmax``) of shape ``(n_frames_i, vocab)``; ``n_frames_i`` is the
+        frame count a forward pass of that utterance alone produces.
     """
     with torch.inference_mode():
         if len(waves) == 1:  # exactly the unbatched call
             x = waves[0][None].to(device)
             out = model(x).logits if kind == "huggingface" else model(x)[0]
-            return [out[0].float().cpu()]
+            return [out[0].float()]
         if kind == "torchaudio":
             return _torchaudio_logits(model, waves, device)
         x, lengths = _pad(waves, device)
@@ -209,18 +209,18 @@ def ctc_logits(
         with _first_conv_per_item(model, kind, n_samples):
             logits = model(x, attention_mask=mask.long()).logits
         n_frames = model._get_feat_extract_output_lengths(lengths).tolist()
-        return [logits[i, :n].float().cpu() for i, n in enumerate(n_frames)]
+        return [logits[i, :n].float() for i, n in enumerate(n_frames)]
 
 
 def ctc_log_probs(
     model: nn.Module, kind: ModelKind, waves: Sequence[torch.Tensor], device: str | torch.device
 ) -> list[torch.Tensor]:
-    """:func:`ctc_logits` as log-probabilities, ``(n_frames_i, vocab)`` per utterance.
+    """:func:`ctc_logits` as float32 CPU log-probabilities, ``(n_frames_i, vocab)`` per utterance.
 
     ``log_softmax`` over the vocabulary; on outputs that already are log-probabilities (MMS_FA's
     wrapper) it changes nothing but rounding.
     """
-    return [torch.log_softmax(lg, dim=-1) for lg in ctc_logits(model, kind, waves, device)]
+    return [torch.log_softmax(lg, dim=-1).cpu() for lg in ctc_logits(model, kind, waves, device)]
 
 
 def _pad(
@@ -247,4 +247,4 @@ def _torchaudio_logits(
         logits = torch.log_softmax(logits, dim=-1)
     if star:
         logits = torch.cat([logits, logits.new_zeros((*logits.shape[:2], 1))], dim=-1)
-    return [logits[i, :n].float().cpu() for i, n in enumerate(n_frames.tolist())]
+    return [logits[i, :n].float() for i, n in enumerate(n_frames.tolist())]

@@ -16,8 +16,9 @@ A recording longer than ``aligner.max_seconds`` with no word times is aligned in
    a title page, or trailing text, ends up flagged instead of dragging the words after it out
    of place. Memory is one chunk's back-pointers (~12 MB), never the whole trellis.
 3. **Each piece with the backend's own aligner** (whisperX's trellis, MMS's
-   ``forced_align``) on its slice of the stitched emissions, so word times follow the same
-   conventions as a short utterance's; a piece that fails leaves its words unplaced, and
+   ``forced_align`` path, :mod:`~data_prep.align.ctc_trellis`), all pieces in one batch, on its
+   slice of the stitched emissions, so word times follow the same conventions as a short
+   utterance's; a piece that fails leaves its words unplaced, and
    words no piece holds get times from their neighbours (:func:`interpolate_missing`, flagged).
 
 Memory for an hour: the waveform (230 MB float32), the model's activations for one window and
@@ -46,6 +47,7 @@ from data_prep.align.base import (
     AlignedWord,
     Aligner,
     AlignmentError,
+    AlignmentFailure,
     AlignRequest,
     as_waveform,
     interpolate_missing,
@@ -362,12 +364,11 @@ class LongFormAligner(Aligner):
         frame_s = backend.hop / SAMPLE_RATE
         pieces = plan_pieces(emissions.numpy(), tokens, backend.blank, frame_s, self.options)
         placed: list[AlignedWord | None] = [None] * len(words)
-        for piece in pieces:
-            try:
-                got = backend.align_piece(
-                    emissions[piece.start : piece.end], [words[i] for i in piece.words]
-                )
-            except AlignmentError:
+        aligned = backend.align_pieces(
+            [(emissions[p.start : p.end], [words[i] for i in p.words]) for p in pieces]
+        )
+        for piece, got in zip(pieces, aligned, strict=True):
+            if isinstance(got, AlignmentFailure):
                 continue  # its words stay unplaced: interpolated and flagged below
             offset = piece.start * frame_s
             for i, g in zip(piece.words, got, strict=True):

@@ -1,9 +1,11 @@
-"""Multilingual forced alignment the MMS way: romanised characters, CTC Viterbi in torchaudio.
+"""Multilingual forced alignment the MMS way: romanised characters, CTC Viterbi.
 
 Follows torchaudio's "forced alignment for multilingual data" recipe: text in any script is
 romanised with ``uroman`` to the 27 lower-case Latin characters (+ apostrophe) of the
-``MMS_FA`` model (trained on 1,130 languages), and ``torchaudio.functional.forced_align``
-finds the best CTC path through the emission; each word spans its first to last character.
+``MMS_FA`` model (trained on 1,130 languages), and the best CTC path through the emission is
+the one ``torchaudio.functional.forced_align`` finds, computed for a whole batch at once on the
+model's device (:func:`~data_prep.align.ctc_trellis.ctc_paths`; ``forced_align`` takes one
+utterance per call); each word spans its first to last character.
 
 The backend takes either the real bundle (:meth:`MMSAligner.from_bundle`, which downloads the
 1.2 GB ``MMS_FA`` weights on first use), a Hugging Face CTC model
@@ -19,6 +21,7 @@ import functools
 import itertools
 import unicodedata
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,7 @@ from torch import nn
 from data_prep.align.base import (
     AlignedWord,
     AlignmentError,
+    AlignmentFailure,
     AlignRequest,
     AlignResult,
     as_waveform,
@@ -42,6 +46,7 @@ from data_prep.align.ctc_batch import (
     frame_hop_samples,
     plan_batches,
 )
+from data_prep.align.ctc_trellis import ctc_paths, plan_trellis_batches
 from vrt_finetune.constants import SAMPLE_RATE, SAMPLES_PER_ENCODER_FRAME
 
 MIN_MODEL_SAMPLES = 400
@@ -78,43 +83,27 @@ def romanize(word: str, dictionary: Mapping[str, int]) -> str:
     return "".join(c for c in stripped if c in dictionary)
 
 
-def emissions_to_words(
-    log_probs: torch.Tensor,
+@dataclass(frozen=True)
+class _Job:
+    """One utterance's targets: label per token and the word each token belongs to."""
+
+    targets: list[int]
+    word_of: list[int]
+    """Per token, its word's index (-1: the delimiter between two words)."""
+
+
+def _make_job(
     words: Sequence[str],
     char_ids: Mapping[str, int],
-    *,
-    blank: int,
-    n_samples: int,
-    delimiter_id: int | None = None,
-    frame_hop: int = SAMPLES_PER_ENCODER_FRAME,
-) -> list[AlignedWord]:
-    """Word times from one utterance's CTC emission by Viterbi forced alignment.
-
-    Args:
-        log_probs: CTC log-probabilities (or logits; ``log_softmax`` is applied), shape
-            ``(n_frames, vocab)``, one frame per ``frame_hop`` samples.
-        words: Spoken words, in order.
-        char_ids: Alignable character → column (lower case; no blank, no delimiter).
-        blank: Column of the CTC blank.
-        n_samples: Length of the utterance in samples (bound of every time).
-        delimiter_id: Column of the word separator put between words when the model has one
-            (``"|"`` of Hugging Face character models), else ``None``.
-        frame_hop: Samples per CTC frame (the model's total conv stride).
-
-    Returns:
-        One :class:`AlignedWord` per word; a word with no alignable character is interpolated
-        (``flagged=True``).
-
-    Raises:
-        AlignmentError: no word has an alignable character, or the text needs more frames
-            than the audio has.
-    """
-    duration = n_samples / SAMPLE_RATE
+    delimiter_id: int | None,
+    n_frames: int,
+    duration: float,
+) -> _Job:
     chars = [romanize(w, char_ids) for w in words]
     if not any(chars):
         raise AlignmentError("nothing_to_align", f"no alignable character in {list(words)!r}")
     targets: list[int] = []
-    word_of: list[int] = []  # per target token, its word index (-1: delimiter)
+    word_of: list[int] = []
     for i, cs in enumerate(chars):
         if not cs:
             continue
@@ -125,34 +114,74 @@ def emissions_to_words(
         word_of += [i] * len(cs)
     # CTC needs one frame per token plus a blank between equal neighbours.
     needed = len(targets) + sum(a == b for a, b in itertools.pairwise(targets))
-    n_frames = log_probs.shape[0]
     if needed > n_frames:
         raise AlignmentError(
             "too_short", f"{needed} CTC frames needed, {n_frames} in {duration:.2f} s of audio"
         )
-    import torchaudio.functional as taf
+    return _Job(targets, word_of)
 
-    emission = torch.log_softmax(log_probs.float(), dim=-1)[None]
-    path, scores = taf.forced_align(
-        emission, torch.tensor([targets], dtype=torch.int32), blank=blank
-    )
-    spans = taf.merge_tokens(path[0], scores[0].exp(), blank=blank)
-    if len(spans) != len(targets):
-        raise AlignmentError(
-            "backtrack_failed", f"{len(spans)} token spans for {len(targets)} tokens"
-        )
+
+def emissions_to_words(
+    log_probs: Sequence[torch.Tensor],
+    words: Sequence[Sequence[str]],
+    char_ids: Mapping[str, int],
+    *,
+    blank: int,
+    n_samples: Sequence[int],
+    delimiter_id: int | None = None,
+    frame_hop: int = SAMPLES_PER_ENCODER_FRAME,
+) -> list[AlignResult]:
+    """Word times of utterances from their CTC emissions by Viterbi forced alignment.
+
+    The path is ``torchaudio.functional.forced_align``'s, found for all utterances at once on
+    the emissions' device (:func:`~data_prep.align.ctc_trellis.ctc_paths`).
+
+    Args:
+        log_probs: Per utterance, CTC log-probabilities (or logits; ``log_softmax`` is applied),
+            shape ``(n_frames, vocab)``, one frame per ``frame_hop`` samples; all on one device.
+        words: Per utterance, its spoken words in order.
+        char_ids: Alignable character → column (lower case; no blank, no delimiter).
+        blank: Column of the CTC blank.
+        n_samples: Per utterance, its length in samples (bound of every time).
+        delimiter_id: Column of the word separator put between words when the model has one
+            (``"|"`` of Hugging Face character models), else ``None``.
+        frame_hop: Samples per CTC frame (the model's total conv stride).
+
+    Returns:
+        Per utterance, one :class:`AlignedWord` per word (a word with no alignable character
+        is interpolated, ``flagged=True``), or why it failed: no word has an alignable character
+        (``nothing_to_align``), the text needs more frames than the audio has (``too_short``).
+    """
+    results: list[AlignResult | None] = [None] * len(log_probs)
+    jobs: dict[int, _Job] = {}
+    for i, (lp, w) in enumerate(zip(log_probs, words, strict=True)):
+        try:
+            duration = n_samples[i] / SAMPLE_RATE
+            jobs[i] = _make_job(w, char_ids, delimiter_id, lp.shape[0], duration)
+        except AlignmentError as err:
+            results[i] = err.failure
+    todo = list(jobs)
+    sizes = [(int(log_probs[i].shape[0]), 2 * len(jobs[i].targets) + 1) for i in todo]
     frame_s = frame_hop / SAMPLE_RATE
-    per_word: dict[int, list[Any]] = {}
-    for span, i in zip(spans, word_of, strict=True):
-        if i >= 0:
-            per_word.setdefault(i, []).append(span)
-    placed: list[AlignedWord | None] = [None] * len(words)
-    for i, mine in per_word.items():
-        # A span's end is exclusive: the word ends where its last character's frames end.
-        end = min(mine[-1].end * frame_s, duration)
-        start = min(mine[0].start * frame_s, end)
-        placed[i] = AlignedWord(words[i], start, end, float(np.mean([s.score for s in mine])))
-    return interpolate_missing(words, placed, duration)
+    for batch in plan_trellis_batches(sizes):
+        idx = [todo[k] for k in batch]
+        emissions = [torch.log_softmax(log_probs[i].float(), dim=-1) for i in idx]
+        paths = ctc_paths(emissions, [jobs[i].targets for i in idx], blank)
+        for i, path in zip(idx, paths, strict=True):
+            duration = n_samples[i] / SAMPLE_RATE
+            if path is None:
+                results[i] = AlignmentFailure("backtrack_failed", "no CTC path (-inf emissions)")
+                continue
+            word_of = np.array(jobs[i].word_of)
+            placed: list[AlignedWord | None] = [None] * len(words[i])
+            for w in np.unique(word_of[word_of >= 0]).tolist():
+                mine = np.flatnonzero(word_of == w)
+                # A span's end is exclusive: the word ends where its last character's frames end.
+                end = min(int(path.end[mine[-1]]) * frame_s, duration)
+                start = min(int(path.start[mine[0]]) * frame_s, end)
+                placed[w] = AlignedWord(words[i][w], start, end, float(np.mean(path.score[mine])))
+            results[i] = interpolate_missing(words[i], placed, duration)
+    return results  # type: ignore[return-value]
 
 
 class MMSAligner(CTCAligner):
@@ -291,27 +320,25 @@ class MMSAligner(CTCAligner):
         return _MMSLongForm(self, language)
 
     def align_batch(self, requests: Sequence[AlignRequest]) -> list[AlignResult]:
-        """Align utterances, several per forward pass (see :meth:`Aligner.align_batch`)."""
+        """Align utterances, several per forward pass and all in one Viterbi batch (see
+        :meth:`Aligner.align_batch`)."""
         waves = [self._model_input(r.audio) for r in requests]
-        results: list[AlignResult | None] = [None] * len(requests)
+        logits: list[torch.Tensor | None] = [None] * len(requests)
         for batch in plan_batches(
             [len(w) for w in waves], self.max_batch_samples, self.batch_size, self.max_padding
         ):
-            logits = ctc_logits(self.model, self.kind, [waves[i] for i in batch], self.device)
-            for i, item_logits in zip(batch, logits, strict=True):
-                try:
-                    results[i] = emissions_to_words(
-                        item_logits,
-                        requests[i].words,
-                        self.char_ids,
-                        blank=self.blank,
-                        n_samples=len(requests[i].audio),
-                        delimiter_id=self.delimiter_id,
-                        frame_hop=self.frame_hop,
-                    )
-                except AlignmentError as err:
-                    results[i] = err.failure
-        return results  # type: ignore[return-value]
+            out = ctc_logits(self.model, self.kind, [waves[i] for i in batch], self.device)
+            for i, item_logits in zip(batch, out, strict=True):
+                logits[i] = item_logits
+        return emissions_to_words(
+            logits,  # type: ignore[arg-type]
+            [r.words for r in requests],
+            self.char_ids,
+            blank=self.blank,
+            n_samples=[len(r.audio) for r in requests],
+            delimiter_id=self.delimiter_id,
+            frame_hop=self.frame_hop,
+        )
 
 
 class _MMSLongForm(LongFormBackend):
@@ -326,14 +353,16 @@ class _MMSLongForm(LongFormBackend):
         ids = self.mms.char_ids
         return [[ids[c] for c in romanize(w, ids)] for w in words]
 
-    def align_piece(self, log_probs: torch.Tensor, words: Sequence[str]) -> list[AlignedWord]:
+    def align_pieces(
+        self, pieces: Sequence[tuple[torch.Tensor, Sequence[str]]]
+    ) -> list[AlignResult]:
         a = self.mms
         return emissions_to_words(
-            log_probs,
-            words,
+            [lp.to(a.device) for lp, _ in pieces],
+            [words for _, words in pieces],
             a.char_ids,
             blank=a.blank,
-            n_samples=len(log_probs) * self.hop,
+            n_samples=[len(lp) * self.hop for lp, _ in pieces],
             delimiter_id=a.delimiter_id,
             frame_hop=self.hop,
         )

@@ -4,7 +4,9 @@ Nothing can be downloaded here, so tests and the benchmark build randomly initia
 with the real classes (``Wav2Vec2ForCTC`` + ``Wav2Vec2Processor`` written with
 ``save_pretrained``; torchaudio ``wav2vec2_model``) and exercise every code path; their timings
 mean nothing. Oracle emissions have a known answer instead: :func:`oracle_logits` makes a CTC
-output whose best path puts each word exactly where we say.
+output whose best path puts each word exactly where we say. :func:`reference_align` and
+:func:`reference_emissions_align` run whisperX's own ``align``: what our whisperX backend must
+equal (tests and the benchmark only; the backend never calls it).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import torch
@@ -226,3 +230,68 @@ def noise_audio(seconds: float, seed: int = 0) -> np.ndarray:
     t = np.arange(n) / SAMPLE_RATE
     envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4.0 * t + rng.uniform(0, 2 * np.pi))
     return (0.1 * envelope * rng.standard_normal(n)).astype(np.float32)
+
+
+# --- whisperX's own alignment: the reference our whisperX backend must equal --------------
+
+
+class _PrecomputedLogits:
+    """Stands in for the CTC model inside ``whisperx.align``: returns logits computed earlier.
+
+    ``align`` has no parameter for emissions, but it only ever calls its model; its
+    post-processing (``log_softmax``, wildcard, trellis, backtrack, pandas word grouping) then
+    runs unchanged on them.
+    """
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        self._out = SimpleNamespace(logits=logits[None])
+
+    def __call__(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None) -> Any:
+        return self._out
+
+
+def _segment(words: Sequence[str], language: str, n_samples: int) -> dict:
+    """The one whisperX segment our backend makes of an utterance (0 to its end)."""
+    from whisperx.alignment import LANGUAGES_WITHOUT_SPACES
+
+    no_spaces = language in LANGUAGES_WITHOUT_SPACES
+    flat = [p for w in words for p in (list("".join(w.split())) if no_spaces else w.split())]
+    text = ("" if no_spaces else " ").join(flat)
+    return {"text": text, "start": 0.0, "end": n_samples / SAMPLE_RATE}
+
+
+def reference_align(
+    model: nn.Module, metadata: dict, audio: np.ndarray, words: Sequence[str], device: str = "cpu"
+) -> list[dict]:
+    """Plain ``whisperx.align`` on one utterance, its model included.
+
+    Returns:
+        whisperX's ``word_segments`` (dicts with ``word`` and, where it has them, ``start``,
+        ``end``, ``score``).
+    """
+    import whisperx.alignment as wxa
+
+    segment = _segment(words, metadata["language"], len(audio))
+    wave = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+    return wxa.align([segment], model, metadata, wave, device)["word_segments"]
+
+
+def reference_emissions_align(
+    logits: torch.Tensor,
+    words: Sequence[str],
+    metadata: dict,
+    n_samples: int,
+    interpolate_method: str = "nearest",
+) -> list[dict]:
+    """``whisperx.align``'s post-processing of one utterance's CTC output ``(n_frames, vocab)``.
+
+    Returns:
+        whisperX's ``word_segments``, as :func:`reference_align` with these logits.
+    """
+    import whisperx.alignment as wxa
+
+    segment = _segment(words, metadata["language"], n_samples)
+    meta = {**metadata, "type": "huggingface"}  # the stand-in answers `.logits`
+    audio = torch.zeros((1, n_samples))  # only its length is read
+    stand_in = _PrecomputedLogits(logits.cpu())
+    return wxa.align([segment], stand_in, meta, audio, "cpu", interpolate_method)["word_segments"]

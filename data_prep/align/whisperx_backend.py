@@ -1,28 +1,22 @@
-"""whisperX forced alignment with the wav2vec2 forward pass batched over utterances.
+"""whisperX forced alignment, batched through its wav2vec2 model and through its trellis.
 
 ``whisperx.alignment.align`` runs its CTC model on one segment at a time (its own source says
-"TODO: Probably can get some speedup gain with batched inference here"). We pad several
-utterances into one forward pass (:mod:`data_prep.align.ctc_batch`), trim each item's logits to
-its own frame count, then hand each item's logits to whisperX's own ``align`` in place of the
-model, so text cleaning, the wildcard column for unknown characters, the trellis, backtracking,
-character merging, sentence splitting and interpolation are whisperX's code, not a copy.
+"TODO: Probably can get some speedup gain with batched inference here"), then finds each
+segment's path with Python loops over frames and groups characters into words with pandas.
+Here several utterances share one padded forward pass (:mod:`data_prep.align.ctc_batch`), the
+emissions stay on the model's device, and all utterances of a call are aligned in one
+vectorised trellis there (:mod:`data_prep.align.whisperx_emissions`), reproducing whisperX's
+arithmetic: every word's start, end and score equals what ``whisperx.align`` returns for the
+same emissions. whisperX remains the source of the model loading, the dictionary and the
+language conventions.
 
-Why through ``align`` and not its internals (``get_trellis``/``backtrack``/``merge_repeats``):
-``align`` has no parameter for precomputed emissions, but it only ever *calls* its model, so a
-stand-in that returns our logits (:class:`_PrecomputedLogits`) gets exactly the same
-post-processing; re-implementing the ~150 lines around the trellis (wildcards, pandas word
-grouping, time ratio) would drift from whisperX at its next release. The stand-in receives raw
-logits and whisperX applies the same ``log_softmax`` as for its own forward pass.
-
-Every utterance is one whisperX segment from 0 to ``n_samples / SAMPLE_RATE``: the call
-:func:`reference_align` makes, which the batched path reproduces word time for word time.
+Every utterance is one whisperX segment from 0 to ``n_samples / SAMPLE_RATE``, the call
+:func:`data_prep.align.testing.reference_align` makes with plain ``whisperx.align``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -30,22 +24,30 @@ import torch
 from torch import nn
 
 from data_prep.align.base import (
-    AlignedWord,
     AlignmentError,
     AlignmentFailure,
     AlignRequest,
     AlignResult,
     as_waveform,
-    interpolate_missing,
 )
 from data_prep.align.ctc_aligner import CTCAligner, LongFormBackend
 from data_prep.align.ctc_batch import (
+    ModelKind,
     ctc_log_probs,
     ctc_logits,
     default_max_padding,
     frame_hop_samples,
     plan_batches,
 )
+from data_prep.align.whisperx_emissions import (
+    WhisperXJob,
+    emissions_to_words,
+    job_word_times,
+    make_job,
+    to_aligned_words,
+    whisperx_blank,
+)
+from data_prep.align.whisperx_words import INTERPOLATE_METHODS
 from data_prep.nltk_data import ensure_punkt_tab
 from vrt_finetune.constants import SAMPLE_RATE
 
@@ -54,140 +56,16 @@ MIN_MODEL_SAMPLES = 400
 shorter segments to this length."""
 
 
-@dataclass(frozen=True)
-class _Job:
-    """One utterance as whisperX sees it."""
-
-    words: list[str]
-    pieces: list[list[str]]
-    """Per word, the whisperX "words" it becomes (split on spaces; characters for ja/zh)."""
-    text: str
-    n_samples: int
-
-    @property
-    def duration(self) -> float:
-        return self.n_samples / SAMPLE_RATE
-
-
-def _make_job(words: Sequence[str], language: str, n_samples: int) -> _Job:
-    from whisperx.alignment import LANGUAGES_WITHOUT_SPACES
-
-    no_spaces = language in LANGUAGES_WITHOUT_SPACES
-    # whisperX splits the segment text on " " (every character for ja/zh); a word with inner
-    # whitespace becomes several whisperX words, merged back in `_to_aligned_words`.
-    pieces = [list("".join(w.split())) if no_spaces else w.split() for w in words]
-    flat = [p for ps in pieces for p in ps]
-    if not flat:
-        raise AlignmentError("nothing_to_align", f"no non-blank word among {list(words)!r}")
-    if n_samples == 0:
-        raise AlignmentError("empty_audio", "the utterance has no samples")
-    return _Job(list(words), pieces, ("" if no_spaces else " ").join(flat), n_samples)
-
-
-class _PrecomputedLogits:
-    """Stands in for the CTC model inside ``whisperx.align``: returns logits computed earlier.
-
-    Args:
-        logits: One utterance's CTC logits, shape ``(n_frames, vocab)``.
-    """
-
-    def __init__(self, logits: torch.Tensor) -> None:
-        self._out = SimpleNamespace(logits=logits[None])
-
-    def __call__(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None) -> Any:
-        return self._out
-
-
-def _run_whisperx(
-    job: _Job, model: Any, metadata: dict, audio: torch.Tensor, device: str, interpolate_method: str
-) -> list[AlignedWord]:
-    import whisperx.alignment as wxa
-
-    segment = {"text": job.text, "start": 0.0, "end": job.duration}
-    result = wxa.align([segment], model, metadata, audio, device, interpolate_method)
-    return _to_aligned_words(job, result["word_segments"], metadata["dictionary"])
-
-
-def _to_aligned_words(job: _Job, segments: list[dict], dictionary: dict) -> list[AlignedWord]:
-    """whisperX word segments → one :class:`AlignedWord` per input word."""
-    flat = [p for ps in job.pieces for p in ps]
-    if not segments:
-        raise AlignmentError(
-            "backtrack_failed",
-            f"whisperX found no path for {job.text!r} in {job.duration:.2f} s (too little audio?)",
-        )
-    got = [s["word"] for s in segments]
-    if got != flat:
-        raise AlignmentError("word_mismatch", f"whisperX returned {got!r} for {flat!r}")
-    placed: list[AlignedWord | None] = []
-    k = 0
-    for word, pieces in zip(job.words, job.pieces, strict=True):
-        segs = segments[k : k + len(pieces)]
-        k += len(pieces)
-        if not segs or any("start" not in s or "end" not in s for s in segs):
-            placed.append(None)
-            continue
-        scores = [float(s["score"]) for s in segs if "score" in s]
-        # whisperX times characters outside the vocabulary with a wildcard column (best
-        # non-blank score per frame): placed, but not from the word's own sounds.
-        wildcard_only = not any(c.lower() in dictionary for c in word)
-        placed.append(
-            AlignedWord(
-                word,
-                float(min(s["start"] for s in segs)),
-                float(max(s["end"] for s in segs)),
-                float(np.mean(scores)) if scores else 0.0,
-                flagged=wildcard_only,
-            )
-        )
-    return interpolate_missing(job.words, placed, job.duration)
-
-
-def emissions_to_words(
-    logits: torch.Tensor,
-    words: Sequence[str],
-    language: str,
-    metadata: dict,
-    n_samples: int,
-    interpolate_method: str = "nearest",
-) -> list[AlignedWord]:
-    """Word times from one utterance's CTC output, through whisperX's own alignment code.
-
-    Args:
-        logits: CTC logits (or log-probabilities) of the utterance, ``(n_frames, vocab)``,
-            ``n_frames`` being what the model gives for ``n_samples`` samples.
-        words: Spoken words, in order.
-        language: Language code; whisperX treats ``ja``/``zh`` characters as words.
-        metadata: whisperX align-model metadata (``dictionary``, ``language``, ``type``).
-        n_samples: Length of the utterance in samples (whisperX's segment end).
-        interpolate_method: whisperX's method for words without aligned characters.
-
-    Returns:
-        One :class:`AlignedWord` per word. whisperX's time per frame is
-        ``duration / n_frames`` (about 20 ms), its times are rounded to the millisecond.
-
-    Raises:
-        AlignmentError: the words do not fit in the frames, or whisperX's words differ.
-    """
-    job = _make_job(words, language, n_samples)
-    meta = {**metadata, "language": language, "type": "huggingface"}  # stand-in answers .logits
-    audio = torch.zeros((1, n_samples))  # only its length is read: the model is a stand-in
-    return _run_whisperx(job, _PrecomputedLogits(logits), meta, audio, "cpu", interpolate_method)
-
-
-def reference_align(
-    model: nn.Module, metadata: dict, audio: np.ndarray, words: Sequence[str], device: str = "cpu"
-) -> list[dict]:
-    """Plain ``whisperx.align`` on one utterance: the baseline the batched path must equal.
-
-    Returns:
-        whisperX's ``word_segments`` (dicts with ``word``, ``start``, ``end``, ``score``).
-    """
-    import whisperx.alignment as wxa
-
-    job = _make_job(words, metadata["language"], len(audio))
-    segment = {"text": job.text, "start": 0.0, "end": job.duration}
-    return wxa.align([segment], model, metadata, as_waveform(audio), device)["word_segments"]
+def _lone_logits(
+    model: nn.Module, kind: ModelKind, wave: torch.Tensor, device: str | torch.device
+) -> torch.Tensor:
+    """whisperX's forward pass of a segment shorter than the receptive field: zero-padded to
+    ``MIN_MODEL_SAMPLES``, a torchaudio model told its true length. ``(n_frames, vocab)``."""
+    x = nn.functional.pad(wave[None], (0, MIN_MODEL_SAMPLES - len(wave))).to(device)
+    with torch.inference_mode():
+        if kind == "torchaudio":
+            return model(x, lengths=torch.as_tensor([len(wave)], device=device))[0][0].float()
+        return model(x).logits[0].float()
 
 
 class WhisperXAligner(CTCAligner):
@@ -229,6 +107,8 @@ class WhisperXAligner(CTCAligner):
         self.batch_size = batch_size
         self.max_batch_samples = int(max_batch_seconds * SAMPLE_RATE)
         self.max_padding = default_max_padding(device) if max_padding is None else max_padding
+        if interpolate_method not in INTERPOLATE_METHODS:
+            raise ValueError(f"interpolate_method must be one of {INTERPOLATE_METHODS}")
         self.interpolate_method = interpolate_method
         self.model_cache_only = model_cache_only
         self._models: dict[str, tuple[nn.Module, dict]] = {}
@@ -296,26 +176,31 @@ class WhisperXAligner(CTCAligner):
         return _WhisperXLongForm(self, language)
 
     def align_batch(self, requests: Sequence[AlignRequest]) -> list[AlignResult]:
-        """Align utterances, several per wav2vec2 forward pass (see :meth:`Aligner.align_batch`)."""
+        """Align utterances, several per wav2vec2 forward pass and per trellis (see
+        :meth:`Aligner.align_batch`)."""
         results: list[AlignResult | None] = [None] * len(requests)
-        by_language: dict[str, list[tuple[int, _Job, torch.Tensor]]] = {}
+        by_language: dict[str, list[int]] = {}
         for i, r in enumerate(requests):
-            wave = as_waveform(r.audio)
-            # whisperX's own sample range for a segment ending at n / SAMPLE_RATE.
-            wave = wave[: int(len(wave) / SAMPLE_RATE * SAMPLE_RATE)]
-            try:
-                job = _make_job(r.words, r.language, len(r.audio))
-            except AlignmentError as err:
-                results[i] = err.failure
-                continue
-            by_language.setdefault(r.language, []).append((i, job, torch.from_numpy(wave)))
-        for language, jobs in by_language.items():
+            by_language.setdefault(r.language, []).append(i)
+        for language, indices in by_language.items():
             try:
                 model, metadata = self.model_for(language)
             except (ValueError, OSError) as err:
-                for i, _, _ in jobs:
+                for i in indices:
                     results[i] = AlignmentFailure("no_align_model", f"{language}: {err}")
                 continue
+            jobs: list[tuple[int, WhisperXJob, torch.Tensor]] = []
+            for i in indices:
+                r = requests[i]
+                wave = as_waveform(r.audio)
+                # whisperX's own sample range for a segment ending at n / SAMPLE_RATE.
+                wave = wave[: int(len(wave) / SAMPLE_RATE * SAMPLE_RATE)]
+                try:
+                    job = make_job(r.words, language, len(r.audio), metadata["dictionary"])
+                except AlignmentError as err:
+                    results[i] = err.failure
+                    continue
+                jobs.append((i, job, torch.from_numpy(wave)))
             self._align_jobs(model, metadata, jobs, results)
         assert all(r is not None for r in results)
         return results  # type: ignore[return-value]
@@ -324,34 +209,33 @@ class WhisperXAligner(CTCAligner):
         self,
         model: nn.Module,
         metadata: dict,
-        jobs: list[tuple[int, _Job, torch.Tensor]],
+        jobs: list[tuple[int, WhisperXJob, torch.Tensor]],
         results: list[AlignResult | None],
     ) -> None:
-        for i, job, wave in jobs:
-            if len(wave) < MIN_MODEL_SAMPLES:
-                # whisperX pads these and, for torchaudio models, masks by the true length:
-                # rare enough to let whisperX run the model itself.
-                results[i] = self._finish(job, model, metadata, wave[None], self.device)
-        jobs = [j for j in jobs if len(j[2]) >= MIN_MODEL_SAMPLES]
-        stand_in_meta = {**metadata, "type": "huggingface"}  # the stand-in answers `.logits`
+        kind = metadata["type"]
+        logits: list[torch.Tensor | None] = [None] * len(jobs)
         lengths = [len(wave) for _, _, wave in jobs]
+        long_enough = [k for k, n in enumerate(lengths) if n >= MIN_MODEL_SAMPLES]
         for batch in plan_batches(
-            lengths, self.max_batch_samples, self.batch_size, self.max_padding
+            [lengths[k] for k in long_enough],
+            self.max_batch_samples,
+            self.batch_size,
+            self.max_padding,
         ):
-            logits = ctc_logits(model, metadata["type"], [jobs[b][2] for b in batch], self.device)
-            for b, item_logits in zip(batch, logits, strict=True):
-                i, job, _ = jobs[b]
-                stand_in = _PrecomputedLogits(item_logits)
-                audio = torch.zeros((1, job.n_samples))  # only its length is read
-                results[i] = self._finish(job, stand_in, stand_in_meta, audio, "cpu")
-
-    def _finish(
-        self, job: _Job, model: Any, metadata: dict, audio: torch.Tensor, device: str
-    ) -> AlignResult:
-        try:
-            return _run_whisperx(job, model, metadata, audio, device, self.interpolate_method)
-        except AlignmentError as err:
-            return err.failure
+            ks = [long_enough[b] for b in batch]
+            out = ctc_logits(model, kind, [jobs[k][2] for k in ks], self.device)
+            for k, item_logits in zip(ks, out, strict=True):
+                logits[k] = item_logits
+        for k, n in enumerate(lengths):
+            if n < MIN_MODEL_SAMPLES:  # whisperX pads these, telling torchaudio models the length
+                logits[k] = _lone_logits(model, kind, jobs[k][2], self.device)
+        # the emissions stay on the device: one trellis batch for all the forward passes
+        times = job_word_times(
+            logits, [job for _, job, _ in jobs], metadata, self.interpolate_method
+        )  # type: ignore[arg-type]
+        for (i, job, _), t in zip(jobs, times, strict=True):
+            ok = not isinstance(t, AlignmentFailure)
+            results[i] = to_aligned_words(job, t, metadata) if ok else t
 
 
 class _WhisperXLongForm(LongFormBackend):
@@ -365,24 +249,25 @@ class _WhisperXLongForm(LongFormBackend):
         except (ValueError, OSError) as err:
             raise AlignmentError("no_align_model", f"{language}: {err}") from err
         self.dictionary = self.metadata["dictionary"]
-        # whisperX's own rule for its blank
-        self.blank = next((i for c, i in self.dictionary.items() if c in ("[pad]", "<pad>")), 0)
+        self.blank = whisperx_blank(self.dictionary)
         self.hop = frame_hop_samples(self.model, self.metadata["type"])
 
     def word_tokens(self, words: Sequence[str]) -> list[list[int]]:
         # whisperX lower-cases each character and aligns those in the dictionary; the others
-        # get its wildcard column in `align_piece` but no token here, nor does "|".
+        # get its wildcard column in `align_pieces` but no token here, nor does "|".
         d = self.dictionary
         ids = [[d[c] for c in w.lower() if c in d and c not in " |"] for w in words]
         return [[i for i in w if i != self.blank] for w in ids]
 
-    def align_piece(self, log_probs: torch.Tensor, words: Sequence[str]) -> list[AlignedWord]:
+    def align_pieces(
+        self, pieces: Sequence[tuple[torch.Tensor, Sequence[str]]]
+    ) -> list[AlignResult]:
         # n_samples = frames * hop: whisperX's time per frame (duration / frames) is one hop.
+        device = self.aligner.device
         return emissions_to_words(
-            log_probs,
-            words,
-            self.language,
+            [lp.to(device) for lp, _ in pieces],
+            [words for _, words in pieces],
             self.metadata,
-            len(log_probs) * self.hop,
+            [len(lp) * self.hop for lp, _ in pieces],
             self.interpolate_method,
         )
