@@ -1,8 +1,9 @@
-"""On a CUDA device: training and decoding agree with the CPU; the full-size model fits in memory.
+"""On a CUDA device: training and decoding agree with the CPU, compiled layers with eager ones;
+the full-size model fits in memory.
 
 Every test is marked ``gpu`` and skipped without CUDA (``tests/conftest.py``). Run on a GPU
 machine with ``python -m pytest tests/test_gpu.py -v`` (about a minute, most of it building the
-full-size model).
+full-size model, plus the compiling of the tiny model's layers).
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ def _lora_grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
-def _train_step(tokenizer, batch: dict, device: str, bf16_autocast: bool):
+def _train_step(
+    tokenizer, batch: dict, device: str, bf16_autocast: bool, compile_layers: bool = False
+):
     """``VrtLitModule.forward_loss``, backward, one AdamW step, the loss again.
 
     Returns:
@@ -88,6 +91,7 @@ def _train_step(tokenizer, batch: dict, device: str, bf16_autocast: bool):
         dtype="fp32",
         lora=LoraSettings(rank=4, dropout=0.0),
         wer_samples=0,
+        compile_layers=compile_layers,
     )
     torch.manual_seed(0)  # the same LoRA A init on every device (drawn on the CPU)
     module.configure_model()
@@ -120,6 +124,25 @@ def test_lora_step_bf16_autocast_matches_cpu_fp32(tokenizer, exact_fp32) -> None
     assert torch.isfinite(flat_gpu).all() and flat_gpu.norm() > 0
     cosine = torch.nn.functional.cosine_similarity(flat_gpu, flat_cpu, dim=0)
     assert cosine > 0.98, f"bf16-autocast gradients point elsewhere (cosine {cosine:.4f})"
+
+
+def test_compiled_layers_match_eager_on_cuda(tokenizer) -> None:
+    """``compile_layers`` (inductor: Triton kernels) under bf16 autocast, as the GPU recipes train:
+    the loss, LoRA gradients and the loss after one step as eager's, within bf16 rounding."""
+    batch = _batch(tokenizer, [2.0, 1.6])
+    loss, grads, after = _train_step(tokenizer, batch, "cuda", bf16_autocast=True)
+    torch._dynamo.reset()
+    c_loss, c_grads, c_after = _train_step(
+        tokenizer, batch, "cuda", bf16_autocast=True, compile_layers=True
+    )
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0, "nothing was compiled"
+    assert c_loss == pytest.approx(loss, rel=1e-2)
+    assert c_after == pytest.approx(after, rel=1e-2)
+    assert c_grads.keys() == grads.keys() and grads
+    flat, c_flat = torch.cat(list(grads.values())), torch.cat(list(c_grads.values()))
+    assert torch.isfinite(c_flat).all()
+    cosine = torch.nn.functional.cosine_similarity(c_flat, flat, dim=0)
+    assert cosine > 0.99, f"compiled gradients point elsewhere (cosine {cosine:.4f})"
 
 
 def test_greedy_decode_cuda_equals_cpu(tokenizer, exact_fp32) -> None:

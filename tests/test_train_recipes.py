@@ -57,6 +57,8 @@ def test_recipe_parses(recipe: Path, monkeypatch) -> None:
     assert data.tokenizer_source == (model.tokenizer_source or model.base_model)
     assert init["checkpoint"].dirpath
     assert cli.config["trainer"]["max_steps"] > 0
+    # GPU recipes compile each layer; CPU ones do not (minutes of compiling, nothing gained)
+    assert model.compile_layers == (cli.config["trainer"]["accelerator"] == "gpu")
     if "fsdp" in recipe.name:
         assert isinstance(init["trainer"]["strategy"], VoxtralFSDP)
     if recipe.name in ("medical.yaml", "new_language.yaml"):  # their augment: blocks parse

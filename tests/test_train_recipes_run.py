@@ -3,9 +3,10 @@
 Each runs its own launch command in a fresh directory laid out as the recipe expects: the shards
 at the recipe's paths (where the data recipes write them), and for the hub base model a local
 Hugging Face cache holding a tiny model under the released model's id, as a machine where the
-model was downloaded once has it (``HF_HUB_OFFLINE=1``). Only what this machine cannot do is
-overridden: the CPU for the GPU, fp32 for bf16 autocast, and two steps for thousands. The FSDP
-recipes need several GPUs; ``test_train_recipes.py`` parses them.
+model was downloaded once has it (``HF_HUB_OFFLINE=1``). Only what this machine cannot do (or
+not in time) is overridden: the CPU for the GPU, fp32 for bf16 autocast, eager layers for compiled
+ones, and two steps for thousands. The FSDP recipes need several GPUs; ``test_train_recipes.py``
+parses them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ CPU = [
     "--trainer.accelerator=cpu",
     "--trainer.precision=32-true",
     "--model.dtype=fp32",
+    "--model.compile_layers=false",  # compiles on a CPU too, in minutes: test_train_compile.py
     "--trainer.max_steps=2",
     "--trainer.val_check_interval=2",
     "--data.num_workers=0",
