@@ -14,8 +14,10 @@ shards. How the audio is read: :mod:`data_prep.lhotse_audio`.
 Bad input: a line that is not a cut, a cut without supervisions, without a recording or mixed
 from others (``MixedCut``), a supervision without text, outside its recording's channels or with
 word times outside itself, a missing file or a Shar cut without audio: each is an item with its
-``error``, counted as a reject with its reason. A Shar directory without a ``recording`` field is
-an error that names the fields it has.
+``error``, counted as a reject with its reason. What cannot be read as cuts at all (a Shar
+directory without a ``recording`` field, a RecordingSet or SupervisionSet given for a CutSet, a
+file lhotse does not parse) is a :class:`~data_prep.errors.SourceError` naming the file and the
+fix: ``vrt-prep run`` prints it and exits with status 1.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 from data_prep.align.base import AlignedWord
 from data_prep.align.given import GIVEN_SCORE
 from data_prep.audio_io import AudioSource, DeferredAudio
+from data_prep.errors import SourceError
 from data_prep.lhotse_audio import FileChannels, LhotseRecording, SharMember, index_shar_tar
 from data_prep.sources import SourceItem, safe_key
 
@@ -51,7 +54,8 @@ def read_lhotse(path: str | Path, default_language: str = "en") -> Iterator[Sour
         default_language: The language of supervisions that do not name one.
 
     Raises:
-        ValueError: ``path`` is neither, or a Shar directory lacks its ``recording`` field.
+        SourceError: ``path`` is neither, a Shar directory lacks its ``recording`` field, or
+            the file holds no cuts (see :func:`shar_shards` and :func:`_read_cuts`).
     """
     path = Path(path)
     counter = itertools.count()
@@ -62,7 +66,7 @@ def read_lhotse(path: str | Path, default_language: str = "en") -> Iterator[Sour
                 yield from _cut_items(cut, where, error, shar, counter, default_language)
         return
     if not path.is_file():
-        raise ValueError(f"{path}: no such lhotse CutSet manifest or Shar directory")
+        raise SourceError(f"{path}: no such lhotse CutSet manifest or Shar directory")
     for where, cut, error in _read_cuts(path):
         yield from _cut_items(cut, where, error, None, counter, default_language)
 
@@ -71,7 +75,7 @@ def shar_shards(root: Path) -> list[tuple[Path, Path]]:
     """The ``(cuts, recording)`` shard pairs of a Shar directory, in shard order.
 
     Raises:
-        ValueError: no cuts shards, no ``recording`` field (the message names the fields the
+        SourceError: no cuts shards, no ``recording`` field (the message names the fields the
             directory has), or not as many recording shards as cuts shards.
     """
     files = sorted(p for p in root.iterdir() if p.is_file())
@@ -79,19 +83,19 @@ def shar_shards(root: Path) -> list[tuple[Path, Path]]:
     cuts = [p for p in files if field[p] == "cuts" and ".jsonl" in p.suffixes]
     recordings = [p for p in files if field[p] == "recording" and p.suffix == ".tar"]
     if not cuts:
-        raise ValueError(
+        raise SourceError(
             f"{root}: no cuts.NNNNNN.jsonl.gz, so not a lhotse Shar directory "
             f"(files: {[p.name for p in files][:10]}); give a CutSet manifest or a Shar directory"
         )
     if not recordings:
         fields = sorted(set(field.values()))
-        raise ValueError(
+        raise SourceError(
             f"{root}: this Shar directory has no 'recording' field (its fields: {fields}); "
             "vrt-prep needs the audio: write it with cuts.to_shar(DIR, fields={'recording': "
             "'flac'})"
         )
     if len(recordings) != len(cuts):
-        raise ValueError(
+        raise SourceError(
             f"{root}: {len(cuts)} cuts shards but {len(recordings)} recording shards; "
             "every cuts.NNNNNN.jsonl.gz needs its recording.NNNNNN.tar"
         )
@@ -99,6 +103,11 @@ def shar_shards(root: Path) -> list[tuple[Path, Path]]:
 
 
 # --------------------------------------------------------------------------- manifest lines
+
+_GIVE_CUTS = (
+    "give a CutSet (e.g. CutSet.from_manifests(recordings=..., supervisions=...)"
+    ".to_file('cuts.jsonl.gz')) or a Shar directory"
+)
 
 
 def _read_cuts(path: Path) -> Iterator[tuple[str, Any, Error | None]]:
@@ -108,14 +117,24 @@ def _read_cuts(path: Path) -> Iterator[tuple[str, Any, Error | None]]:
     at the first line that does not parse; each line is still decoded by lhotse itself.
 
     Raises:
-        ValueError: the file holds recordings or supervisions rather than cuts.
+        SourceError: the file holds recordings or supervisions rather than cuts, or (not JSONL)
+            lhotse cannot read it as a CutSet.
     """
+    import yaml
     from lhotse import CutSet
     from lhotse.cut import Cut
     from lhotse.serialization import deserialize_item, extension_contains
 
     if not extension_contains(".jsonl", path):
-        for n, cut in enumerate(CutSet.from_file(path)):
+        # a JSON or YAML manifest is one document, parsed whole by lhotse: no line to skip
+        try:
+            cuts = CutSet.from_file(path)
+        except (ValueError, KeyError, TypeError, yaml.YAMLError) as err:
+            raise SourceError(
+                f"{path}: lhotse cannot read it as a CutSet ({type(err).__name__}: {err}); "
+                f"{_GIVE_CUTS}"
+            ) from err
+        for n, cut in enumerate(cuts):
             yield f"{path}[{n}]", cut, None
         return
     opener = gzip.open if path.suffix == ".gz" else open
@@ -133,11 +152,7 @@ def _read_cuts(path: Path) -> Iterator[tuple[str, Any, Error | None]]:
                     yield where, None, ("bad_manifest_row", msg)
                     continue
                 if not isinstance(cut, Cut):
-                    raise ValueError(
-                        f"{where}: a {type(cut).__name__}, not a cut: give a CutSet (e.g. "
-                        "CutSet.from_manifests(recordings=..., supervisions=...).to_file("
-                        "'cuts.jsonl.gz'))"
-                    )
+                    raise SourceError(f"{where}: a {type(cut).__name__}, not a cut: {_GIVE_CUTS}")
                 yield where, cut, None
     except (OSError, EOFError, UnicodeDecodeError) as err:  # a truncated or corrupt .gz
         where = f"{path}:{n + 1}"

@@ -3,7 +3,8 @@
 Every reader yields ``SourceItem`` in a stable order with a stable, tar-safe key, so the same
 input always maps to the same work units and shard names. Readers never fail on one bad row:
 problems (missing file, unreadable transcript) travel with the item as ``error`` and are counted
-as rejects by the pipeline.
+as rejects by the pipeline. A source that cannot be read at all (no such manifest or folder, a
+manifest that is not UTF-8 text) raises :class:`~data_prep.errors.SourceError`.
 """
 
 from __future__ import annotations
@@ -106,21 +107,34 @@ def read_manifest(path: str | Path, default_language: str = "en") -> Iterator[So
     """JSONL or CSV rows with ``audio``, ``text`` and optional ``language``, ``speaker``,
     ``start``/``end`` (seconds into a longer file), ``id``, ``alignment`` (a whisperX JSON,
     TextGrid or CTM file with the row's word times; CTM rows are matched by ``id``). Relative
-    paths are resolved against the manifest's directory."""
+    paths are resolved against the manifest's directory.
+
+    Raises:
+        SourceError: the manifest cannot be read (missing, a directory, not UTF-8, not CSV).
+    """
     path = Path(path)
     base = path.parent
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    else:
-        rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                rows.append({"__error__": f"line {n} is not JSON ({err.msg})"})
+    rows: list[dict] = []
+    try:
+        if path.suffix.lower() == ".csv":
+            with path.open(newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        else:
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    row = {"__error__": f"line {n} is not JSON ({err.msg})"}
+                if not isinstance(row, dict):
+                    row = {"__error__": f"line {n} is a JSON {type(row).__name__}, not an object"}
+                rows.append(row)
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise SourceError(
+            f"{path}: cannot read the manifest ({type(err).__name__}: {err}); give a UTF-8 "
+            "JSONL file (one object per line) or a CSV file with a header row"
+        ) from err
     for i, row in enumerate(rows):
         where = f"{path}:{i + 1}"
         if "__error__" in row:
@@ -170,8 +184,14 @@ def read_manifest(path: str | Path, default_language: str = "en") -> Iterator[So
 
 def read_folder(path: str | Path, default_language: str = "en") -> Iterator[SourceItem]:
     """Audio files with same-named ``.txt`` transcripts, recursively, in sorted order; a
-    same-named ``.json`` (whisperX output) or ``.TextGrid`` gives the file's word times."""
+    same-named ``.json`` (whisperX output) or ``.TextGrid`` gives the file's word times.
+
+    Raises:
+        SourceError: ``path`` is not a directory.
+    """
     root = Path(path)
+    if not root.is_dir():
+        raise SourceError(f"{root}: no such folder (source.kind folder reads a directory)")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
     for i, audio in enumerate(files):
         rel = audio.relative_to(root)

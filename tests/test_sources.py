@@ -4,9 +4,11 @@ import json
 
 import datasets
 import numpy as np
+import pytest
 import soundfile as sf
 
 from data_prep import audio_io
+from data_prep.errors import SourceError
 from data_prep.sources import read_folder, read_hf_dataset, read_manifest, safe_key
 
 
@@ -35,10 +37,20 @@ def test_jsonl_manifest_rows_with_problems(tmp_path) -> None:
         json.dumps({"text": "no audio"})
         + "\n{broken\n"
         + json.dumps({"audio": "nope.wav", "text": "x"})
-        + "\n"
+        + '\n["a list"]\n'
     )
-    errors = [i.error[0] for i in read_manifest(tmp_path / "m.jsonl")]
-    assert errors == ["bad_manifest_row", "bad_manifest_row", "missing_file"]
+    items = list(read_manifest(tmp_path / "m.jsonl"))
+    errors = [i.error[0] for i in items]
+    assert errors == ["bad_manifest_row", "bad_manifest_row", "missing_file", "bad_manifest_row"]
+    assert "line 4 is a JSON list, not an object" in items[3].error[1]
+
+
+def test_unreadable_manifest_is_a_source_error(tmp_path) -> None:
+    (tmp_path / "m.jsonl").write_bytes(b"\xff\xfe not utf-8\n")
+    with pytest.raises(SourceError, match=r"m\.jsonl: cannot read the manifest"):
+        list(read_manifest(tmp_path / "m.jsonl"))
+    with pytest.raises(SourceError, match="no such folder"):
+        list(read_folder(tmp_path / "absent"))
 
 
 def test_folder_speakers_from_subdirectories(tmp_path) -> None:
