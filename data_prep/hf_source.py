@@ -361,6 +361,7 @@ def row_items(row: dict, index: int, columns: ColumnMap, source: SourceConfig) -
             start=start,
             end=end,
             words=words,
+            recording=key,  # the row: its segments share a split
             **common,  # type: ignore[arg-type]
         )
         items.append(_with_error(item, seg_error) if seg_error else item)

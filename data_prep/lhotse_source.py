@@ -230,6 +230,7 @@ def _cut_items(
             start=None if lazy else start,
             end=None if lazy else start + sup.duration,
             words=words,
+            recording=cut.recording.id,  # every cut and supervision of it: one split
             error=problem or bad_words,
         )
 

@@ -53,6 +53,11 @@ class SourceItem:
     end: float | None = None
     words: tuple[AlignedWord, ...] | None = None
     """Word times the data already has (whisperX JSON, CTM, TextGrid, synthetic speech)."""
+    recording: str | None = None
+    """The recording this item is cut from, when other items may be cut from it too (a manifest
+    row's ``recording`` or its audio path as written, a lhotse recording id, a dataset row with
+    segments): items of one recording share a split when their speaker is unknown, so no
+    recording is heard in training and in testing. ``None``: the item is its own recording."""
     error: tuple[str, str] | None = None
     """``(reason, message)`` when the item is already known to be unusable."""
 
@@ -106,8 +111,10 @@ def _float(value: object) -> float | None:
 def read_manifest(path: str | Path, default_language: str = "en") -> Iterator[SourceItem]:
     """JSONL or CSV rows with ``audio``, ``text`` and optional ``language``, ``speaker``,
     ``start``/``end`` (seconds into a longer file), ``id``, ``alignment`` (a whisperX JSON,
-    TextGrid or CTM file with the row's word times; CTM rows are matched by ``id``). Relative
-    paths are resolved against the manifest's directory.
+    TextGrid or CTM file with the row's word times; CTM rows are matched by ``id``) and
+    ``recording`` (what rows cut from one recording share; default: ``audio`` as written, so
+    every window of a file goes to one split). Relative paths are resolved against the
+    manifest's directory.
 
     Raises:
         SourceError: the manifest cannot be read (missing, a directory, not UTF-8, not CSV).
@@ -148,6 +155,8 @@ def read_manifest(path: str | Path, default_language: str = "en") -> Iterator[So
             )
             continue
         audio = row.get("audio")
+        # as written, not resolved: every rank and machine reading the manifest agrees on it
+        recording = str(row.get("recording") or audio or "") or None
         error = None
         if not audio:
             error = ("bad_manifest_row", f"{where}: no 'audio' value; every row needs one")
@@ -178,6 +187,7 @@ def read_manifest(path: str | Path, default_language: str = "en") -> Iterator[So
             start=_float(row.get("start")),
             end=_float(row.get("end")),
             words=words,
+            recording=recording,
             error=error or given_error,
         )
 
