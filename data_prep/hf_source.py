@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from data_prep.align.base import AlignedWord
-from data_prep.align.given import read_whisperx_json
+from data_prep.align.given import read_inline_words
 from data_prep.column_presets import ColumnMap, describe_presets, resolve_columns
 from data_prep.config import SourceConfig
 from data_prep.errors import SourceError
@@ -283,23 +283,18 @@ def _records(value: Any) -> list[dict]:
 
 
 def _words_of(value: Any, shift: float = 0.0) -> tuple[AlignedWord, ...] | None:
-    """Word times from a words cell (``shift`` seconds subtracted); ``None`` when empty.
+    """Word times from a words cell (``data_prep.align.given.read_inline_words``), ``shift``
+    seconds subtracted; ``None`` when empty.
 
     Raises:
         ValueError, KeyError, TypeError: a malformed cell.
     """
     if not value:
         return None
-    if isinstance(value, dict) and ("segments" in value or "word_segments" in value):
-        return tuple(read_whisperx_json(value)) or None
+    if isinstance(value, dict) and "word" in value:  # a Sequence of structs: a dict of lists
+        value = _records(value)
     words = tuple(
-        AlignedWord(
-            str(w["word"]).strip(),
-            float(w["start"]) - shift,
-            float(w["end"]) - shift,
-            float(w.get("score") or 1.0),
-        )
-        for w in _records(value)
+        replace(w, start=w.start - shift, end=w.end - shift) for w in read_inline_words(value)
     )
     return words or None
 

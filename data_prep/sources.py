@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from data_prep.align.base import AlignedWord
-from data_prep.align.given import read_ctm, read_textgrid, read_whisperx_json
+from data_prep.align.given import read_ctm, read_inline_words, read_textgrid, read_whisperx_json
 from data_prep.audio_io import DeferredAudio
 from data_prep.errors import SourceError
 from data_prep.spoken_form import TranscriptError, read_transcript
@@ -94,14 +94,24 @@ def read_given(path: str | Path, utterance: str) -> tuple[AlignedWord, ...]:
 
 
 def _given_or_error(
-    path: str | Path | None, utterance: str, where: str
+    given: object, utterance: str, where: str
 ) -> tuple[tuple[AlignedWord, ...] | None, tuple[str, str] | None]:
-    if not path:
+    """Word times from a file (``read_given``) or inline (``read_inline_words``), or why not."""
+    if not given:
         return None, None
+    if isinstance(given, str | Path):
+        try:
+            return read_given(given, utterance), None
+        except (OSError, ValueError, KeyError) as err:
+            return None, ("bad_timestamps", f"{where}: cannot read word timestamps {given}: {err}")
     try:
-        return read_given(path, utterance), None
-    except (OSError, ValueError, KeyError) as err:
-        return None, ("bad_timestamps", f"{where}: cannot read word timestamps {path}: {err}")
+        return tuple(read_inline_words(given)), None
+    except (ValueError, KeyError, TypeError) as err:
+        return None, (
+            "bad_timestamps",
+            f"{where}: cannot read the inline word times ({type(err).__name__}: {err}); give "
+            "a whisperX result, a list of {word, start, end} or a file path",
+        )
 
 
 def _float(value: object) -> float | None:
@@ -111,7 +121,9 @@ def _float(value: object) -> float | None:
 def read_manifest(path: str | Path, default_language: str = "en") -> Iterator[SourceItem]:
     """JSONL or CSV rows with ``audio``, ``text`` and optional ``language``, ``speaker``,
     ``start``/``end`` (seconds into a longer file), ``id``, ``alignment`` (a whisperX JSON,
-    TextGrid or CTM file with the row's word times; CTM rows are matched by ``id``) and
+    TextGrid or CTM file with the row's word times, CTM rows matched by ``id``; or, in JSONL,
+    the times themselves: a whisperX result or a list of ``{word, start, end}``; seconds into
+    the row's audio, as in the files) and
     ``recording`` (what rows cut from one recording share; default: ``audio`` as written, so
     every window of a file goes to one split). Relative paths are resolved against the
     manifest's directory.
@@ -174,7 +186,7 @@ def read_manifest(path: str | Path, default_language: str = "en") -> Iterator[So
             error = ("empty_transcript", f"{where}: no 'text' value")
         name = str(row.get("id") or (Path(audio).stem if audio else ""))
         alignment = row.get("alignment")
-        if alignment and not Path(alignment).is_absolute():
+        if alignment and isinstance(alignment, str) and not Path(alignment).is_absolute():
             alignment = str(base / alignment)
         words, given_error = _given_or_error(alignment, name, where)
         yield SourceItem(
