@@ -38,8 +38,9 @@ class SourceConfig:
     (a directory, file or glob of Parquet, Arrow, WebDataset ``.tar`` or audio files beside a
     ``metadata.csv``)."""
     language: str = "en"
-    """Language of rows that do not name one; ``synthetic``: the sentences' language, ``en``,
-    ``es`` (Spanish) or ``ru`` (Russian)."""
+    """Language of rows that do not name one (rows and this key may give a code or a name:
+    ``English`` → ``en``, ``data_prep.language_codes``); ``synthetic``: the sentences'
+    language, ``en``, ``es`` (Spanish) or ``ru`` (Russian)."""
     split: str = "train"
     """``hf`` only: the dataset split to read."""
     config_name: str | None = None

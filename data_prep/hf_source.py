@@ -44,6 +44,7 @@ from data_prep.align.given import read_inline_words
 from data_prep.column_presets import ColumnMap, describe_presets, resolve_columns
 from data_prep.config import SourceConfig
 from data_prep.errors import SourceError
+from data_prep.language_codes import language_code
 from data_prep.sources import AUDIO_EXTENSIONS, SourceItem, safe_key
 
 if TYPE_CHECKING:
@@ -314,7 +315,9 @@ def row_items(row: dict, index: int, columns: ColumnMap, source: SourceConfig) -
     speaker = row.get(columns.speaker) if columns.speaker else None
     common = {
         "audio": audio,
-        "language": (row.get(columns.language) if columns.language else None) or source.language,
+        "language": language_code(
+            row.get(columns.language) if columns.language else None, source.language
+        ),
         "speaker": None if speaker in (None, "") else str(speaker),
     }
     segments = _records(row.get(columns.segments)) if columns.segments else []

@@ -3,7 +3,8 @@
 (``cuts.NNNNNN.jsonl.gz`` + ``recording.NNNNNN.tar``, written by ``CutSet.to_shar``).
 
 One :class:`~data_prep.sources.SourceItem` per supervision, in manifest order (a cut with three
-supervisions gives three items): its text, language and speaker; its window of the recording
+supervisions gives three items): its text, language (lhotse recipes write names, ``English``:
+mapped to codes by :mod:`data_prep.language_codes`) and speaker; its window of the recording
 (``cut.start + supervision.start``, ``supervision.duration``); the recording channels it is on
 (averaged when several); and its word alignment (``alignment["word"]``) as given word times.
 lhotse keeps alignment times relative to the recording (lhotse PR #1193), so a word's time in the
@@ -35,6 +36,7 @@ from data_prep.align.base import AlignedWord
 from data_prep.align.given import GIVEN_SCORE
 from data_prep.audio_io import AudioSource, DeferredAudio
 from data_prep.errors import SourceError
+from data_prep.language_codes import language_code
 from data_prep.lhotse_audio import FileChannels, LhotseRecording, SharMember, index_shar_tar
 from data_prep.sources import SourceItem, safe_key
 
@@ -58,6 +60,7 @@ def read_lhotse(path: str | Path, default_language: str = "en") -> Iterator[Sour
             the file holds no cuts (see :func:`shar_shards` and :func:`_read_cuts`).
     """
     path = Path(path)
+    default_language = language_code(None, default_language)
     counter = itertools.count()
     if path.is_dir():
         for cuts_file, tar in shar_shards(path):
@@ -224,7 +227,7 @@ def _cut_items(
             key=safe_key(next(counter), sup.id),
             audio=audio,
             text=sup.text,
-            language=sup.language or default_language,
+            language=language_code(sup.language, default_language),  # "English" → "en"
             source=here,
             speaker=sup.speaker or None,
             start=None if lazy else start,

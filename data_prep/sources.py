@@ -26,6 +26,7 @@ from data_prep.align.base import AlignedWord
 from data_prep.align.given import read_ctm, read_inline_words, read_textgrid, read_whisperx_json
 from data_prep.audio_io import DeferredAudio
 from data_prep.errors import SourceError
+from data_prep.language_codes import language_code
 from data_prep.spoken_form import TranscriptError, read_transcript
 from data_prep.voices import SynthVoice
 from vrt_finetune import constants as C
@@ -133,6 +134,7 @@ def read_manifest(path: str | Path, default_language: str = "en") -> Iterator[So
     """
     path = Path(path)
     base = path.parent
+    default_language = language_code(None, default_language)  # "English" → "en"
     rows: list[dict] = []
     try:
         if path.suffix.lower() == ".csv":
@@ -193,7 +195,7 @@ def read_manifest(path: str | Path, default_language: str = "en") -> Iterator[So
             key=safe_key(i, name),
             audio=audio,
             text=text,
-            language=row.get("language") or default_language,
+            language=language_code(row.get("language"), default_language),
             source=where,
             speaker=row.get("speaker") or None,
             start=_float(row.get("start")),
@@ -212,6 +214,7 @@ def read_folder(path: str | Path, default_language: str = "en") -> Iterator[Sour
         SourceError: ``path`` is not a directory.
     """
     root = Path(path)
+    default_language = language_code(None, default_language)
     if not root.is_dir():
         raise SourceError(f"{root}: no such folder (source.kind folder reads a directory)")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
