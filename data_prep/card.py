@@ -17,6 +17,13 @@ HIGH_FERTILITY = 2.5
 """Text tokens per word above which the card warns: the tokenizer splits this language into
 many pieces, so each word costs many 80 ms frames and groups overrun more often — the signal a
 new-language team needs (consider training the embeddings, or a larger delay)."""
+SPLIT_NOTES = {
+    "speaker": "unknown speakers are split by recording, else by sample key",
+    "recording": "samples are split by recording, speakers ignored: a speaker can be in several "
+    "splits",
+    "key": "samples are split by key, speakers ignored: a speaker can be in several splits",
+}
+"""What the card says of ``shards.split_by`` beside the speaker count."""
 
 
 def glossary_coverage(texts: list[str], terms: list[str]) -> list[tuple[str, int]]:
@@ -78,8 +85,8 @@ def render_card(
     Args:
         alignment_score: ``vrt-prep score``'s overall figures against the recipe's
             ``reference`` (``ScoreReport.to_json()``), shown under "Alignment coverage".
-        split_by: the recipe's ``shards.split_by`` (``speaker`` or ``key``), said beside the
-            speaker count.
+        split_by: the recipe's ``shards.split_by`` (``speaker``, ``recording`` or ``key``),
+            said beside the speaker count.
     """
     samples = [s for r in results for s in r.samples]
     durations = [s["seconds"] for s in samples]
@@ -119,9 +126,7 @@ def render_card(
         **{f"n_{sp}": by_split.get(sp, 0) for sp in SPLITS},
         **{f"h_{sp}": f"{summary['hours_by_split'][sp]:.3f}" for sp in SPLITS},
         "n_speakers": len({s["speaker"] for s in samples if s["speaker"]}),
-        "split_note": "unknown speakers are split by sample key"
-        if split_by == "speaker"
-        else "samples are split by key, speakers ignored: a speaker can be in several splits",
+        "split_note": SPLIT_NOTES[split_by],
         "aligner": aligner,
         "target_options": target_options,
         "items": summary["items"],

@@ -39,7 +39,8 @@ class ColumnMap:
     speaker: str | None = None
     """The speaker: no speaker is in two splits."""
     language: str | None = None
-    """The row's language code; ``None``: ``source.language`` for every row."""
+    """The row's language, a code or a name (``English`` → ``en``); ``None``:
+    ``source.language`` for every row."""
     words: str | None = None
     """Word times of the row: a list of ``{word, start, end[, score]}`` (seconds into the row's
     audio) or a whisperX result (``{segments: [{words: [...]}]}``)."""

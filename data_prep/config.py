@@ -38,8 +38,9 @@ class SourceConfig:
     (a directory, file or glob of Parquet, Arrow, WebDataset ``.tar`` or audio files beside a
     ``metadata.csv``)."""
     language: str = "en"
-    """Language of rows that do not name one; ``synthetic``: the sentences' language, ``en``,
-    ``es`` (Spanish) or ``ru`` (Russian)."""
+    """Language of rows that do not name one (rows and this key may give a code or a name:
+    ``English`` → ``en``, ``data_prep.language_codes``); ``synthetic``: the sentences'
+    language, ``en``, ``es`` (Spanish) or ``ru`` (Russian)."""
     split: str = "train"
     """``hf`` only: the dataset split to read."""
     config_name: str | None = None
@@ -173,13 +174,17 @@ class ShardConfig:
     """Input items per work unit: the grain of resume, parallelism and shard naming (``hf``:
     rows; the segments of a long recording stay in its row's unit)."""
     valid_fraction: float = 0.02
-    """Share of speakers (of keys, when speakers are unknown) held out for validation."""
+    """Share of speakers (of recordings, else items, where speakers are unknown) held out for
+    validation."""
     test_fraction: float = 0.02
-    """Share of speakers (of keys, when speakers are unknown) held out for testing."""
-    split_by: Literal["speaker", "key"] = "speaker"
-    """``speaker``: no speaker in two splits (keys decide for items without one); ``key``:
-    each item by its key, speakers ignored, e.g. a few synthetic voices that should all be in
-    every split (hold a voice out with a run of its own and ``test_fraction: 1``)."""
+    """Share of speakers (of recordings, else items, where speakers are unknown) held out for
+    testing."""
+    split_by: Literal["speaker", "recording", "key"] = "speaker"
+    """``speaker``: no speaker in two splits; items without one go by the recording they are cut
+    from (no recording in two splits), else by key. ``recording``: speakers ignored, no
+    recording in two splits (every speaker in every split). ``key``: each item by its key, e.g.
+    a few synthetic voices that should all be in every split (hold a voice out with a run of
+    its own and ``test_fraction: 1``); windows of one recording may then land in several."""
 
 
 @dataclass

@@ -6,6 +6,7 @@ A source that cannot be read at all (a recipe value found wrong only when readin
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 
 class ItemError(Exception):
@@ -29,3 +30,25 @@ class SourceError(ValueError):
     voice espeak-ng does not have): the run stops before any work, with a message naming the
     source or the recipe key and the fix. Bad items inside a readable source are never this: they
     are counted rejects (:class:`ItemError`)."""
+
+
+AudioReason = Literal[
+    "missing_file",
+    "unreadable",
+    "empty",
+    "truncated",
+    "too_short",
+    "non_finite",
+    "silent",
+    "clipped",
+    "missing_channel",
+]
+"""Stable codes for :class:`AudioError` and :class:`~data_prep.audio_check.AudioCheck`; reports
+count items per code."""
+
+
+class AudioError(ItemError):
+    """Audio that cannot be used (:mod:`data_prep.audio_io`); ``reason`` is one of
+    :data:`AudioReason`."""
+
+    reason: AudioReason

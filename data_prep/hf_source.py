@@ -40,10 +40,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from data_prep.align.base import AlignedWord
-from data_prep.align.given import read_whisperx_json
+from data_prep.align.given import read_inline_words
 from data_prep.column_presets import ColumnMap, describe_presets, resolve_columns
 from data_prep.config import SourceConfig
 from data_prep.errors import SourceError
+from data_prep.language_codes import language_code
 from data_prep.sources import AUDIO_EXTENSIONS, SourceItem, safe_key
 
 if TYPE_CHECKING:
@@ -283,23 +284,18 @@ def _records(value: Any) -> list[dict]:
 
 
 def _words_of(value: Any, shift: float = 0.0) -> tuple[AlignedWord, ...] | None:
-    """Word times from a words cell (``shift`` seconds subtracted); ``None`` when empty.
+    """Word times from a words cell (``data_prep.align.given.read_inline_words``), ``shift``
+    seconds subtracted; ``None`` when empty.
 
     Raises:
         ValueError, KeyError, TypeError: a malformed cell.
     """
     if not value:
         return None
-    if isinstance(value, dict) and ("segments" in value or "word_segments" in value):
-        return tuple(read_whisperx_json(value)) or None
+    if isinstance(value, dict) and "word" in value:  # a Sequence of structs: a dict of lists
+        value = _records(value)
     words = tuple(
-        AlignedWord(
-            str(w["word"]).strip(),
-            float(w["start"]) - shift,
-            float(w["end"]) - shift,
-            float(w.get("score") or 1.0),
-        )
-        for w in _records(value)
+        replace(w, start=w.start - shift, end=w.end - shift) for w in read_inline_words(value)
     )
     return words or None
 
@@ -319,7 +315,9 @@ def row_items(row: dict, index: int, columns: ColumnMap, source: SourceConfig) -
     speaker = row.get(columns.speaker) if columns.speaker else None
     common = {
         "audio": audio,
-        "language": (row.get(columns.language) if columns.language else None) or source.language,
+        "language": language_code(
+            row.get(columns.language) if columns.language else None, source.language
+        ),
         "speaker": None if speaker in (None, "") else str(speaker),
     }
     segments = _records(row.get(columns.segments)) if columns.segments else []
@@ -361,6 +359,7 @@ def row_items(row: dict, index: int, columns: ColumnMap, source: SourceConfig) -
             start=start,
             end=end,
             words=words,
+            recording=key,  # the row: its segments share a split
             **common,  # type: ignore[arg-type]
         )
         items.append(_with_error(item, seg_error) if seg_error else item)

@@ -3,7 +3,8 @@
 (``cuts.NNNNNN.jsonl.gz`` + ``recording.NNNNNN.tar``, written by ``CutSet.to_shar``).
 
 One :class:`~data_prep.sources.SourceItem` per supervision, in manifest order (a cut with three
-supervisions gives three items): its text, language and speaker; its window of the recording
+supervisions gives three items): its text, language (lhotse recipes write names, ``English``:
+mapped to codes by :mod:`data_prep.language_codes`) and speaker; its window of the recording
 (``cut.start + supervision.start``, ``supervision.duration``); the recording channels it is on
 (averaged when several); and its word alignment (``alignment["word"]``) as given word times.
 lhotse keeps alignment times relative to the recording (lhotse PR #1193), so a word's time in the
@@ -14,8 +15,10 @@ shards. How the audio is read: :mod:`data_prep.lhotse_audio`.
 Bad input: a line that is not a cut, a cut without supervisions, without a recording or mixed
 from others (``MixedCut``), a supervision without text, outside its recording's channels or with
 word times outside itself, a missing file or a Shar cut without audio: each is an item with its
-``error``, counted as a reject with its reason. A Shar directory without a ``recording`` field is
-an error that names the fields it has.
+``error``, counted as a reject with its reason. What cannot be read as cuts at all (a Shar
+directory without a ``recording`` field, a RecordingSet or SupervisionSet given for a CutSet, a
+file lhotse does not parse) is a :class:`~data_prep.errors.SourceError` naming the file and the
+fix: ``vrt-prep run`` prints it and exits with status 1.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from typing import Any
 from data_prep.align.base import AlignedWord
 from data_prep.align.given import GIVEN_SCORE
 from data_prep.audio_io import AudioSource, DeferredAudio
+from data_prep.errors import SourceError
+from data_prep.language_codes import language_code
 from data_prep.lhotse_audio import FileChannels, LhotseRecording, SharMember, index_shar_tar
 from data_prep.sources import SourceItem, safe_key
 
@@ -51,9 +56,11 @@ def read_lhotse(path: str | Path, default_language: str = "en") -> Iterator[Sour
         default_language: The language of supervisions that do not name one.
 
     Raises:
-        ValueError: ``path`` is neither, or a Shar directory lacks its ``recording`` field.
+        SourceError: ``path`` is neither, a Shar directory lacks its ``recording`` field, or
+            the file holds no cuts (see :func:`shar_shards` and :func:`_read_cuts`).
     """
     path = Path(path)
+    default_language = language_code(None, default_language)
     counter = itertools.count()
     if path.is_dir():
         for cuts_file, tar in shar_shards(path):
@@ -62,7 +69,7 @@ def read_lhotse(path: str | Path, default_language: str = "en") -> Iterator[Sour
                 yield from _cut_items(cut, where, error, shar, counter, default_language)
         return
     if not path.is_file():
-        raise ValueError(f"{path}: no such lhotse CutSet manifest or Shar directory")
+        raise SourceError(f"{path}: no such lhotse CutSet manifest or Shar directory")
     for where, cut, error in _read_cuts(path):
         yield from _cut_items(cut, where, error, None, counter, default_language)
 
@@ -71,7 +78,7 @@ def shar_shards(root: Path) -> list[tuple[Path, Path]]:
     """The ``(cuts, recording)`` shard pairs of a Shar directory, in shard order.
 
     Raises:
-        ValueError: no cuts shards, no ``recording`` field (the message names the fields the
+        SourceError: no cuts shards, no ``recording`` field (the message names the fields the
             directory has), or not as many recording shards as cuts shards.
     """
     files = sorted(p for p in root.iterdir() if p.is_file())
@@ -79,19 +86,19 @@ def shar_shards(root: Path) -> list[tuple[Path, Path]]:
     cuts = [p for p in files if field[p] == "cuts" and ".jsonl" in p.suffixes]
     recordings = [p for p in files if field[p] == "recording" and p.suffix == ".tar"]
     if not cuts:
-        raise ValueError(
+        raise SourceError(
             f"{root}: no cuts.NNNNNN.jsonl.gz, so not a lhotse Shar directory "
             f"(files: {[p.name for p in files][:10]}); give a CutSet manifest or a Shar directory"
         )
     if not recordings:
         fields = sorted(set(field.values()))
-        raise ValueError(
+        raise SourceError(
             f"{root}: this Shar directory has no 'recording' field (its fields: {fields}); "
             "vrt-prep needs the audio: write it with cuts.to_shar(DIR, fields={'recording': "
             "'flac'})"
         )
     if len(recordings) != len(cuts):
-        raise ValueError(
+        raise SourceError(
             f"{root}: {len(cuts)} cuts shards but {len(recordings)} recording shards; "
             "every cuts.NNNNNN.jsonl.gz needs its recording.NNNNNN.tar"
         )
@@ -99,6 +106,11 @@ def shar_shards(root: Path) -> list[tuple[Path, Path]]:
 
 
 # --------------------------------------------------------------------------- manifest lines
+
+_GIVE_CUTS = (
+    "give a CutSet (e.g. CutSet.from_manifests(recordings=..., supervisions=...)"
+    ".to_file('cuts.jsonl.gz')) or a Shar directory"
+)
 
 
 def _read_cuts(path: Path) -> Iterator[tuple[str, Any, Error | None]]:
@@ -108,14 +120,24 @@ def _read_cuts(path: Path) -> Iterator[tuple[str, Any, Error | None]]:
     at the first line that does not parse; each line is still decoded by lhotse itself.
 
     Raises:
-        ValueError: the file holds recordings or supervisions rather than cuts.
+        SourceError: the file holds recordings or supervisions rather than cuts, or (not JSONL)
+            lhotse cannot read it as a CutSet.
     """
+    import yaml
     from lhotse import CutSet
     from lhotse.cut import Cut
     from lhotse.serialization import deserialize_item, extension_contains
 
     if not extension_contains(".jsonl", path):
-        for n, cut in enumerate(CutSet.from_file(path)):
+        # a JSON or YAML manifest is one document, parsed whole by lhotse: no line to skip
+        try:
+            cuts = CutSet.from_file(path)
+        except (ValueError, KeyError, TypeError, yaml.YAMLError) as err:
+            raise SourceError(
+                f"{path}: lhotse cannot read it as a CutSet ({type(err).__name__}: {err}); "
+                f"{_GIVE_CUTS}"
+            ) from err
+        for n, cut in enumerate(cuts):
             yield f"{path}[{n}]", cut, None
         return
     opener = gzip.open if path.suffix == ".gz" else open
@@ -133,11 +155,7 @@ def _read_cuts(path: Path) -> Iterator[tuple[str, Any, Error | None]]:
                     yield where, None, ("bad_manifest_row", msg)
                     continue
                 if not isinstance(cut, Cut):
-                    raise ValueError(
-                        f"{where}: a {type(cut).__name__}, not a cut: give a CutSet (e.g. "
-                        "CutSet.from_manifests(recordings=..., supervisions=...).to_file("
-                        "'cuts.jsonl.gz'))"
-                    )
+                    raise SourceError(f"{where}: a {type(cut).__name__}, not a cut: {_GIVE_CUTS}")
                 yield where, cut, None
     except (OSError, EOFError, UnicodeDecodeError) as err:  # a truncated or corrupt .gz
         where = f"{path}:{n + 1}"
@@ -209,12 +227,13 @@ def _cut_items(
             key=safe_key(next(counter), sup.id),
             audio=audio,
             text=sup.text,
-            language=sup.language or default_language,
+            language=language_code(sup.language, default_language),  # "English" → "en"
             source=here,
             speaker=sup.speaker or None,
             start=None if lazy else start,
             end=None if lazy else start + sup.duration,
             words=words,
+            recording=cut.recording.id,  # every cut and supervision of it: one split
             error=problem or bad_words,
         )
 

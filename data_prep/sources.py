@@ -3,7 +3,8 @@
 Every reader yields ``SourceItem`` in a stable order with a stable, tar-safe key, so the same
 input always maps to the same work units and shard names. Readers never fail on one bad row:
 problems (missing file, unreadable transcript) travel with the item as ``error`` and are counted
-as rejects by the pipeline.
+as rejects by the pipeline. A source that cannot be read at all (no such manifest or folder, a
+manifest that is not UTF-8 text) raises :class:`~data_prep.errors.SourceError`.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from data_prep.align.base import AlignedWord
-from data_prep.align.given import read_ctm, read_textgrid, read_whisperx_json
+from data_prep.align.given import read_ctm, read_inline_words, read_textgrid, read_whisperx_json
 from data_prep.audio_io import DeferredAudio
 from data_prep.errors import SourceError
+from data_prep.language_codes import language_code
 from data_prep.spoken_form import TranscriptError, read_transcript
 from data_prep.voices import SynthVoice
 from vrt_finetune import constants as C
@@ -52,6 +54,11 @@ class SourceItem:
     end: float | None = None
     words: tuple[AlignedWord, ...] | None = None
     """Word times the data already has (whisperX JSON, CTM, TextGrid, synthetic speech)."""
+    recording: str | None = None
+    """The recording this item is cut from, when other items may be cut from it too (a manifest
+    row's ``recording`` or its audio path as written, a lhotse recording id, a dataset row with
+    segments): items of one recording share a split when their speaker is unknown, so no
+    recording is heard in training and in testing. ``None``: the item is its own recording."""
     error: tuple[str, str] | None = None
     """``(reason, message)`` when the item is already known to be unusable."""
 
@@ -88,14 +95,24 @@ def read_given(path: str | Path, utterance: str) -> tuple[AlignedWord, ...]:
 
 
 def _given_or_error(
-    path: str | Path | None, utterance: str, where: str
+    given: object, utterance: str, where: str
 ) -> tuple[tuple[AlignedWord, ...] | None, tuple[str, str] | None]:
-    if not path:
+    """Word times from a file (``read_given``) or inline (``read_inline_words``), or why not."""
+    if not given:
         return None, None
+    if isinstance(given, str | Path):
+        try:
+            return read_given(given, utterance), None
+        except (OSError, ValueError, KeyError) as err:
+            return None, ("bad_timestamps", f"{where}: cannot read word timestamps {given}: {err}")
     try:
-        return read_given(path, utterance), None
-    except (OSError, ValueError, KeyError) as err:
-        return None, ("bad_timestamps", f"{where}: cannot read word timestamps {path}: {err}")
+        return tuple(read_inline_words(given)), None
+    except (ValueError, KeyError, TypeError) as err:
+        return None, (
+            "bad_timestamps",
+            f"{where}: cannot read the inline word times ({type(err).__name__}: {err}); give "
+            "a whisperX result, a list of {word, start, end} or a file path",
+        )
 
 
 def _float(value: object) -> float | None:
@@ -105,22 +122,40 @@ def _float(value: object) -> float | None:
 def read_manifest(path: str | Path, default_language: str = "en") -> Iterator[SourceItem]:
     """JSONL or CSV rows with ``audio``, ``text`` and optional ``language``, ``speaker``,
     ``start``/``end`` (seconds into a longer file), ``id``, ``alignment`` (a whisperX JSON,
-    TextGrid or CTM file with the row's word times; CTM rows are matched by ``id``). Relative
-    paths are resolved against the manifest's directory."""
+    TextGrid or CTM file with the row's word times, CTM rows matched by ``id``; or, in JSONL,
+    the times themselves: a whisperX result or a list of ``{word, start, end}``; seconds into
+    the row's audio, as in the files) and
+    ``recording`` (what rows cut from one recording share; default: ``audio`` as written, so
+    every window of a file goes to one split). Relative paths are resolved against the
+    manifest's directory.
+
+    Raises:
+        SourceError: the manifest cannot be read (missing, a directory, not UTF-8, not CSV).
+    """
     path = Path(path)
     base = path.parent
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    else:
-        rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                rows.append({"__error__": f"line {n} is not JSON ({err.msg})"})
+    default_language = language_code(None, default_language)  # "English" → "en"
+    rows: list[dict] = []
+    try:
+        if path.suffix.lower() == ".csv":
+            with path.open(newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        else:
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    row = {"__error__": f"line {n} is not JSON ({err.msg})"}
+                if not isinstance(row, dict):
+                    row = {"__error__": f"line {n} is a JSON {type(row).__name__}, not an object"}
+                rows.append(row)
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise SourceError(
+            f"{path}: cannot read the manifest ({type(err).__name__}: {err}); give a UTF-8 "
+            "JSONL file (one object per line) or a CSV file with a header row"
+        ) from err
     for i, row in enumerate(rows):
         where = f"{path}:{i + 1}"
         if "__error__" in row:
@@ -134,6 +169,8 @@ def read_manifest(path: str | Path, default_language: str = "en") -> Iterator[So
             )
             continue
         audio = row.get("audio")
+        # as written, not resolved: every rank and machine reading the manifest agrees on it
+        recording = str(row.get("recording") or audio or "") or None
         error = None
         if not audio:
             error = ("bad_manifest_row", f"{where}: no 'audio' value; every row needs one")
@@ -151,27 +188,35 @@ def read_manifest(path: str | Path, default_language: str = "en") -> Iterator[So
             error = ("empty_transcript", f"{where}: no 'text' value")
         name = str(row.get("id") or (Path(audio).stem if audio else ""))
         alignment = row.get("alignment")
-        if alignment and not Path(alignment).is_absolute():
+        if alignment and isinstance(alignment, str) and not Path(alignment).is_absolute():
             alignment = str(base / alignment)
         words, given_error = _given_or_error(alignment, name, where)
         yield SourceItem(
             key=safe_key(i, name),
             audio=audio,
             text=text,
-            language=row.get("language") or default_language,
+            language=language_code(row.get("language"), default_language),
             source=where,
             speaker=row.get("speaker") or None,
             start=_float(row.get("start")),
             end=_float(row.get("end")),
             words=words,
+            recording=recording,
             error=error or given_error,
         )
 
 
 def read_folder(path: str | Path, default_language: str = "en") -> Iterator[SourceItem]:
     """Audio files with same-named ``.txt`` transcripts, recursively, in sorted order; a
-    same-named ``.json`` (whisperX output) or ``.TextGrid`` gives the file's word times."""
+    same-named ``.json`` (whisperX output) or ``.TextGrid`` gives the file's word times.
+
+    Raises:
+        SourceError: ``path`` is not a directory.
+    """
     root = Path(path)
+    default_language = language_code(None, default_language)
+    if not root.is_dir():
+        raise SourceError(f"{root}: no such folder (source.kind folder reads a directory)")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
     for i, audio in enumerate(files):
         rel = audio.relative_to(root)

@@ -49,11 +49,21 @@ from vrt_finetune.tokenizer import StreamingTokenizer, open_tokenizer
 
 
 def split_of(
-    item: SourceItem, valid_fraction: float, test_fraction: float, by_speaker: bool = True
+    item: SourceItem, valid_fraction: float, test_fraction: float, split_by: str = "speaker"
 ) -> str:
-    """Deterministic split: by speaker when known (no speaker in two splits), else by key;
-    ``by_speaker=False``: by key always."""
-    basis = f"speaker:{item.speaker}" if item.speaker and by_speaker else f"key:{item.key}"
+    """Deterministic split of ``item`` (``shards.split_by``).
+
+    ``speaker``: by speaker when known (no speaker in two splits), else by the recording the
+    item is cut from (no recording in two splits: windows of one lecture are not heard in
+    training and scored in testing), else by key. ``recording``: the same without speakers.
+    ``key``: by key always.
+    """
+    if item.speaker and split_by == "speaker":
+        basis = f"speaker:{item.speaker}"
+    elif item.recording and split_by in ("speaker", "recording"):
+        basis = f"recording:{item.recording}"
+    else:
+        basis = f"key:{item.key}"
     x = int.from_bytes(hashlib.sha256(basis.encode()).digest()[:8], "big") / 2**64
     if x < test_fraction:
         return "test"
@@ -177,9 +187,7 @@ class UnitProcessor:
             spoken = interpolate_missing(p.spoken, list(spoken), duration)
         words = map_to_written(p.norm, spoken)
         shards = self.config.shards
-        split = split_of(
-            p.item, shards.valid_fraction, shards.test_fraction, shards.split_by == "speaker"
-        )
+        split = split_of(p.item, shards.valid_fraction, shards.test_fraction, shards.split_by)
         skip = self._stretches_to_skip(p.audio, words, duration)
         segments = split_at_pauses(words, duration, f.max_duration, skip)
         for n, (seg_start, seg_end, seg_words) in enumerate(segments):

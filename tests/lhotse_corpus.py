@@ -5,9 +5,10 @@ Two recordings: ``rec_a.wav`` (mono) holds two sentences, one supervision each, 
 ``rec_b.wav`` (stereo) holds a different sentence on each channel, one cut per channel. Each
 supervision is a window of its recording with some silence around the speech, and carries its
 words' times (espeak-ng's own) as ``alignment["word"]``, relative to the recording as lhotse
-keeps them. The manifest names the same windows (``start``/``end``), the same words (a CTM,
-relative to each window) and, for the stereo channels, mono files holding each channel's
-samples. All times lie on a 1/64 s grid, exact in binary, so both routes compute equal floats.
+keeps them. The manifest names the same windows (``start``/``end``) of the same recordings
+(``recording``: their windows share a split), the same words (a CTM, relative to each window)
+and, for the stereo channels, mono files holding each channel's samples. All times lie on a
+1/64 s grid, exact in binary, so both routes compute equal floats.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def make_corpus(root: Path) -> Corpus:
             )
         )
         audio_file = f"{rec}.wav" if channels[rec] == 1 else f"{rec}_ch{ch}.wav"
-        row = {"audio": audio_file, "text": text, "id": sup_id, "language": "en"}
+        row = {"audio": audio_file, "recording": rec, "text": text, "id": sup_id}
+        row["language"] = "en"
         row |= {"start": start, "end": start + duration, "alignment": "words.ctm"}
         rows.append(row | ({"speaker": speaker} if speaker else {}))
     (root / "words.ctm").write_text("\n".join(ctm) + "\n")

@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from data_prep import audio_io
+from data_prep import audio_blocks
 from data_prep.audio_check import check_audio
 from data_prep.audio_io import (
     AudioError,
@@ -82,7 +82,7 @@ def test_stereo_44k1_is_averaged_and_resampled(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sr", [8_000, 22_050, 44_100, 48_000])
 def test_blockwise_resampling_equals_whole_signal(monkeypatch, sr: int) -> None:
     # One-second blocks force many block boundaries inside three seconds of noise.
-    monkeypatch.setattr(audio_io, "_BLOCK_SECONDS", 1)
+    monkeypatch.setattr(audio_blocks, "BLOCK_SECONDS", 1)
     x = (np.random.default_rng(sr).standard_normal(3 * sr + 77) * 0.1).astype(np.float32)
     y = load_audio((x, sr))
     ref = reference_16k(x, sr)

@@ -20,6 +20,7 @@ from data_prep.audio_io import load_audio
 from data_prep.cli import main as prep_main
 from data_prep.cli import run
 from data_prep.config import load_config
+from data_prep.errors import SourceError
 from data_prep.lhotse_audio import FileChannels, LhotseRecording, SharMember
 from data_prep.lhotse_source import read_lhotse
 
@@ -258,5 +259,21 @@ def test_bad_shar_input_is_counted(corpus, tmp_path, tokenizer) -> None:
 
 def test_shar_without_recordings_names_its_fields(corpus, tmp_path) -> None:
     corpus.cuts.to_shar(tmp_path, fields={}, shard_size=None, warn_unused_fields=False)
-    with pytest.raises(ValueError, match=r"no 'recording' field \(its fields: \['cuts'\]\)"):
+    with pytest.raises(SourceError, match=r"no 'recording' field \(its fields: \['cuts'\]\)"):
         list(read_lhotse(tmp_path))
+
+
+@pytest.mark.parametrize("suffix", [".jsonl.gz", ".json"])
+def test_recordings_for_cuts_end_the_run_cleanly(
+    corpus, tmp_path, tokenizer, capsys, suffix
+) -> None:
+    """A RecordingSet where a CutSet belongs: exit status 1 and one line naming the file and
+    the fix, no traceback (a JSONL file is read line by line, a JSON one by lhotse whole)."""
+    path = tmp_path / f"recordings{suffix}"
+    corpus.cuts.decompose()[0].to_file(path)
+    argv = ["run", "--output", str(tmp_path / "out"), "--tokenizer", str(tokenizer.path)]
+    argv += ["--source.kind=lhotse", f"--source.path={path}", "--no-progress"]
+    assert prep_main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"vrt-prep run: error: {path}"), err
+    assert "give a CutSet" in err and "Traceback" not in err

@@ -47,7 +47,7 @@ def test_datasets_loads_the_shards_as_they_are(prepared, tmp_path) -> None:
     import datasets
 
     splits = dataset_splits(prepared)
-    assert {"train", "test"} <= set(splits)  # several splits, a speaker missing in one
+    assert len(splits) >= 2  # several splits, a speaker missing in one
     loaded = datasets.load_dataset(
         "webdataset",
         data_files={split: [str(p) for p in shards] for split, shards in splits.items()},

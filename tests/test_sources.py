@@ -4,9 +4,11 @@ import json
 
 import datasets
 import numpy as np
+import pytest
 import soundfile as sf
 
 from data_prep import audio_io
+from data_prep.errors import SourceError
 from data_prep.sources import read_folder, read_hf_dataset, read_manifest, safe_key
 
 
@@ -35,10 +37,20 @@ def test_jsonl_manifest_rows_with_problems(tmp_path) -> None:
         json.dumps({"text": "no audio"})
         + "\n{broken\n"
         + json.dumps({"audio": "nope.wav", "text": "x"})
-        + "\n"
+        + '\n["a list"]\n'
     )
-    errors = [i.error[0] for i in read_manifest(tmp_path / "m.jsonl")]
-    assert errors == ["bad_manifest_row", "bad_manifest_row", "missing_file"]
+    items = list(read_manifest(tmp_path / "m.jsonl"))
+    errors = [i.error[0] for i in items]
+    assert errors == ["bad_manifest_row", "bad_manifest_row", "missing_file", "bad_manifest_row"]
+    assert "line 4 is a JSON list, not an object" in items[3].error[1]
+
+
+def test_unreadable_manifest_is_a_source_error(tmp_path) -> None:
+    (tmp_path / "m.jsonl").write_bytes(b"\xff\xfe not utf-8\n")
+    with pytest.raises(SourceError, match=r"m\.jsonl: cannot read the manifest"):
+        list(read_manifest(tmp_path / "m.jsonl"))
+    with pytest.raises(SourceError, match="no such folder"):
+        list(read_folder(tmp_path / "absent"))
 
 
 def test_folder_speakers_from_subdirectories(tmp_path) -> None:
@@ -75,3 +87,38 @@ def test_saved_hf_dataset(tmp_path) -> None:
     ]
     audio = audio_io.load_audio(items[2].audio)
     assert len(audio) == 16000 and abs(float(audio[8000]) - 0.3) < 1e-3
+
+
+def test_inline_alignment_objects(tmp_path) -> None:
+    """A JSONL row's ``alignment`` may hold the times themselves: read like the file it could
+    name; a shape it cannot read is a counted ``bad_timestamps`` reject naming the row."""
+    sf.write(tmp_path / "a.wav", np.zeros(16000, np.float32), 16000)
+    words = [
+        {"word": "hello", "start": 0.1, "end": 0.4},
+        {"word": "there", "start": 0.5, "end": 0.9},
+    ]
+    whisperx = {"segments": [{"start": 0.1, "end": 0.9, "text": "hello there", "words": words}]}
+    (tmp_path / "a.json").write_text(json.dumps(whisperx))
+    alignments = [
+        "a.json",
+        whisperx,
+        {"word_segments": words},
+        whisperx["segments"][0],  # one whisperX segment
+        words,
+        {"tokens": [1, 2]},
+        [{"word": "hello"}],
+        5,
+    ]
+    rows = [{"audio": "a.wav", "text": "hello there", "alignment": a} for a in alignments]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    items = list(read_manifest(tmp_path / "m.jsonl"))
+    from_file = items[0].words
+    assert from_file is not None and [w.word for w in from_file] == ["hello", "there"]
+    for item in items[1:5]:
+        assert item.error is None
+        assert [(w.word, w.start, w.end) for w in item.words] == [
+            (w.word, w.start, w.end) for w in from_file
+        ]
+    for n, item in enumerate(items[5:], 6):
+        assert item.words is None and item.error[0] == "bad_timestamps"
+        assert item.error[1].startswith(f"{tmp_path / 'm.jsonl'}:{n}: cannot read the inline")

@@ -245,7 +245,7 @@ def test_recipe_errors(kwargs: dict, message: str) -> None:
 def test_split_by_key_ignores_the_speaker() -> None:
     items = [SourceItem(f"k{i}", None, "x", "es", "s", speaker="es+f3") for i in range(200)]
     by_speaker = {split_of(i, 0.2, 0.2) for i in items}
-    by_key = {split_of(i, 0.2, 0.2, by_speaker=False) for i in items}
+    by_key = {split_of(i, 0.2, 0.2, "key") for i in items}
     assert len(by_speaker) == 1  # one speaker: all in one split
     assert by_key == {"train", "valid", "test"}
 

@@ -60,6 +60,44 @@ def read_whisperx_json(source: str | Path | Mapping[str, Any]) -> list[AlignedWo
     ]
 
 
+def read_inline_words(value: Any) -> list[AlignedWord]:
+    """Word times given as a value rather than a file (a manifest's ``alignment`` object, a
+    dataset's words column).
+
+    Args:
+        value: A whisperX result (``{segments: [{words: [...]}]}`` or ``{word_segments:
+            [...]}``, read by :func:`read_whisperx_json`), one whisperX segment (``{words:
+            [...]}``), or a list of ``{word, start, end[, score]}`` (score
+            :data:`GIVEN_SCORE` when absent; every word needs its times).
+
+    Returns:
+        The timed words in the value's order.
+
+    Raises:
+        ValueError, KeyError, TypeError: a value of another shape, or a malformed word.
+    """
+    if isinstance(value, Mapping):
+        if "segments" in value or "word_segments" in value:
+            return read_whisperx_json(value)
+        if "words" in value:
+            return read_whisperx_json({"segments": [value]})
+        raise ValueError(
+            f"a dict of word times needs whisperX's 'segments', 'word_segments' or 'words'; "
+            f"this one has {sorted(value)}"
+        )
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise TypeError(f"word times are a list or a whisperX dict, not a {type(value).__name__}")
+    return [
+        AlignedWord(
+            str(w["word"]).strip(),
+            float(w["start"]),
+            float(w["end"]),
+            GIVEN_SCORE if w.get("score") is None else float(w["score"]),
+        )
+        for w in value
+    ]
+
+
 def read_ctm(path: str | Path) -> dict[str, list[AlignedWord]]:
     """Words of a CTM file (``utt channel start duration word [confidence]``), per utterance.
 
