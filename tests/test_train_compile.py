@@ -2,9 +2,9 @@
 compiling cost; validation and decoding stay eager.
 
 Backends: ``eager`` (dynamo's capture of each layer, run as captured: seconds) in the fast tier;
-``aot_eager`` (plus AOTAutograd's forward/backward split) and ``inductor`` (plus generated C++
-kernels, as a GPU would get Triton ones) are ``slow``: on a CPU, PyTorch spends 1 to 2 minutes
-of CPU time tracing and compiling even these tiny layers.
+``inductor`` (AOTAutograd's forward/backward split plus generated C++ kernels, as a GPU would get
+Triton ones) is ``slow``: on a CPU, PyTorch spends 1 to 2 minutes of CPU time tracing and
+compiling even these tiny layers.
 """
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ def _loss_and_grads(module: VrtLitModule, batch: dict) -> tuple[torch.Tensor, li
     [
         ("eager", False),
         ("eager", True),
-        pytest.param("aot_eager", True, marks=pytest.mark.slow),
-        pytest.param("inductor", False, marks=pytest.mark.slow),
+        # One compiling backend in `make test` (the GPU recipes' combination: inductor with
+        # checkpointing); aot_eager and inductor without checkpointing passed when this was
+        # written but cost 1-2 minutes each of the 20-minute budget.
         pytest.param("inductor", True, marks=pytest.mark.slow),
     ],
 )
