@@ -76,6 +76,7 @@ def test_each_data_recipe_is_covered() -> None:
         "medical_manifest.yaml",
         "new_language_hf.yaml",
         "synthetic_demo.yaml",
+        "synthetic_spanish.yaml",
     }, "a new data recipe needs a run test here"
 
 
@@ -239,3 +240,12 @@ def test_synthetic_demo(tmp_path, model_dir) -> None:
         [*_common(tmp_path, model_dir), "source.n_general=6", "source.n_medical=2"],
     )
     _check(run(config, progress=False), 8)
+
+
+def test_synthetic_spanish(tmp_path, model_dir) -> None:
+    """The language demo's recipe as written: Spanish, three voices, every voice in every split."""
+    config = load_config(
+        RECIPES / "synthetic_spanish.yaml", [*_common(tmp_path, model_dir), "source.n_general=6"]
+    )
+    assert config.source.language == "es" and len(config.source.voices or []) == 3
+    _check(run(config, progress=False), 6)

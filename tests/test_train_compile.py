@@ -3,14 +3,15 @@ compiling cost; validation and decoding stay eager.
 
 Backends: ``eager`` (dynamo's capture of each layer, run as captured: seconds) in the fast tier;
 ``inductor`` (AOTAutograd's forward/backward split plus generated C++ kernels, as a GPU would get
-Triton ones) is ``slow``: on a CPU, PyTorch spends 1 to 2 minutes of CPU time tracing and
-compiling even these tiny layers.
+Triton ones) runs with ``VRT_TEST_INDUCTOR=1``: on a CPU, PyTorch spends 3 to 8 minutes tracing
+and compiling even these tiny layers (measured 475 s with a cold cache on a loaded 2-core VM).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 from pathlib import Path
 
 import lightning as L
@@ -49,15 +50,22 @@ def _loss_and_grads(module: VrtLitModule, batch: dict) -> tuple[torch.Tensor, li
     return out.loss.detach(), grads
 
 
+# Inductor compiles C++ for every layer variant: 3-8 minutes of CPU on a 2-core machine, more
+# than the whole test budget can spare, so it runs on request (the GPU test covers it on CUDA).
+_OPT_IN = pytest.mark.skipif(
+    os.environ.get("VRT_TEST_INDUCTOR") != "1", reason="inductor on CPU: set VRT_TEST_INDUCTOR=1"
+)
+
+
 @pytest.mark.parametrize(
     ("backend", "checkpointing"),
     [
         ("eager", False),
         ("eager", True),
-        # One compiling backend in `make test` (the GPU recipes' combination: inductor with
+        # One compiling backend, on request (the GPU recipes' combination: inductor with
         # checkpointing); aot_eager and inductor without checkpointing passed when this was
-        # written but cost 1-2 minutes each of the 20-minute budget.
-        pytest.param("inductor", True, marks=pytest.mark.slow),
+        # written but cost minutes each of the 20-minute budget.
+        pytest.param("inductor", True, marks=[pytest.mark.slow, _OPT_IN]),
     ],
 )
 def test_compiled_layers_keep_loss_and_gradients(
