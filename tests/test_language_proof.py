@@ -32,7 +32,7 @@ def test_base_learns_spanish_and_keeps_english(
 ) -> None:
     t0 = time.perf_counter()
     demo_language.prepare_language(
-        tmp_path, demo_base.tokenizer, demo_language.DEFAULT_N_SPANISH, russian=False
+        tmp_path, demo_base.tokenizer, demo_language.DEFAULT_N_SPANISH, report_sets=False
     )
     t_prep = time.perf_counter() - t0
     adapter = demo_language.adapt(
