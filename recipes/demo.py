@@ -26,6 +26,7 @@ import argparse
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from vrt_recipes import DATA_RECIPES, TRAIN_RECIPES
@@ -220,8 +221,9 @@ def replay_shards(dataset: Path, split: str, n_samples: int) -> list[str]:
     return picked
 
 
-def train_base(out: Path, tokenizer: Path, steps: int) -> Path:
-    """``vrt-train`` the base from random init on ``out/shards``; returns ``out/base-model``."""
+def train_base(out: Path, tokenizer: Path, steps: int, extra: Sequence[str] = ()) -> Path:
+    """``vrt-train`` the base from random init on ``out/shards``; returns ``out/base-model``.
+    ``extra``: more ``vrt-train`` arguments."""
     full = train(
         BASE_RECIPE,
         out / "train_base",
@@ -236,6 +238,7 @@ def train_base(out: Path, tokenizer: Path, steps: int) -> Path:
             str(steps),
             "--trainer.val_check_interval",
             str(steps),
+            *extra,
         ],
     )
     base_dir = out / "base-model"
