@@ -129,8 +129,13 @@ def _demo_base_job(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 def demo_base(_demo_base_job) -> DemoBase:
     """``make demo``'s stages 1-3 exactly (test tokenizer, general shards, base from random init)
     and the base's English WER: the learning proof checks it, the language proof adapts it.
-    About 15 minutes of one core, in the background from the session's start; once it is done
-    the session has both cores back."""
+    About 14 minutes on the 2-core VM, in the background from the session's start; once it is
+    done the session has both cores back."""
+    if _demo_base_job is None:
+        raise RuntimeError(
+            "a test uses the demo base without the marker: add pytest.mark.demo_base to it "
+            "(the base is started before the first test only for marked tests)"
+        )
     job, root, tokenizer, (threads, omp) = _demo_base_job
     t0 = time.perf_counter()
     (root / "waiting").touch()  # nothing left to run beside it: the job takes both cores
