@@ -86,12 +86,6 @@ def prepare_language(
                "source.voices": [{"name": "ru"}]},
     )  # fmt: skip
     return runs
-    runs["russian"] = demo.prepare(
-        out / "shards_ru", "demo-russian", tokenizer, N_RUSSIAN, 0, 0, recipe=SPANISH_RECIPE,
-        extra={"source.language": "ru", "source.vocabulary": "general",
-               "source.voices": [{"name": "ru"}]},
-    )  # fmt: skip
-    return runs
 
 
 def fertility(dataset: Path) -> tuple[float, str]:
