@@ -1,9 +1,9 @@
 """The learning proof: a tiny model trained with this toolkit learns text and timing.
 
-The demo's base stages, each the toolkit's own command: espeak-ng sentences with exact word
-times → ``vrt-prep`` shards → ``vrt-train`` from random initialisation
-(``recipes/train/demo_base.yaml``) → ``vrt-eval`` streaming greedy decoding of held-out
-sentences; all of it the session's ``demo_base`` fixture, which trains in the background.
+The demo's base stages, each the toolkit's own command: espeak-ng sentences (three pitches of
+``en-us``) with exact word times → ``vrt-prep`` shards → ``vrt-train`` from random
+initialisation (``recipes/train/demo_base.yaml``) → ``vrt-eval`` streaming greedy decoding of
+held-out sentences; all of it the session's ``demo_base`` fixture, which trains in the background.
 Held-out WER must be below 15 % at 240 and 960 ms, and the median emission latency within one
 80 ms frame of each delay: the check that targets, delay conditioning and decoding agree. The
 fixture's job took 14 minutes on the 2-core VM (shards 123 s, training 671 s, decoding 25 s),
