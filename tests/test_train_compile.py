@@ -17,11 +17,12 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from test_gpu import _batch
 from test_train_data import write_shards
 from test_train_module import _data, _module, _trainer
 
 from vrt_finetune.lit_module import VrtLitModule
-from vrt_finetune.regional_compile import CompileTimer
+from vrt_finetune.regional_compile import RECOMPILE_LIMIT, CompileTimer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -104,6 +105,25 @@ def test_compiled_layers_keep_loss_and_gradients(
         for a, b in zip(compiled_grads, grads, strict=True):
             torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
     assert not torch._dynamo.utils.counters["graph_break"], "a layer does not compile whole"
+
+
+@pytest.mark.slow
+def test_every_kind_of_training_batch_compiles_once_within_the_limit(tokenizer) -> None:
+    """Short and long (past the encoder's 15 s window) audio, batches of several and of one:
+    each kind compiles once, all of them within ``RECOMPILE_LIMIT`` (past it, layers would run
+    eager without a word). Ten captures: ~35 s."""
+    module = _module(tokenizer, compile_layers=True, compile_backend="eager")
+    module.configure_model()
+    torch._dynamo.reset()
+    kinds = [[2.0, 2.5], [20.0, 18.0], [2.0], [20.0]]  # seconds per utterance
+    graphs = []
+    for seconds, again in zip(kinds, [[1.6, 2.2], [16.4, 19.0], [1.2], [17.0]], strict=True):
+        for batch_seconds in (seconds, again):
+            before = _graphs()
+            module.forward_loss(_batch(tokenizer, batch_seconds)).loss.backward()
+            graphs.append(_graphs() - before)
+    assert all(graphs[0::2]) and not any(graphs[1::2]), graphs  # new kind: compiles; again: not
+    assert sum(graphs) <= RECOMPILE_LIMIT, graphs
 
 
 def test_fit_logs_compile_time_and_validates_eager(tokenizer, shards: Path, caplog) -> None:

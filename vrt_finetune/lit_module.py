@@ -115,9 +115,8 @@ class VrtLitModule(L.LightningModule):
         compile_layers: ``torch.compile`` each encoder and decoder layer (dynamic shapes; see
             ``vrt_finetune.regional_compile``): on an H200 about 1.8× the samples/s of eager
             (LoRA, batch 16 × 10 s: 299 vs 547 ms per step), for about a minute of compiling in
-            the first step (the log gives both).
-            Validation and decoding stay eager. Off by default: on a CPU the compiling takes
-            minutes and the tiny models gain nothing.
+            the first step (the log gives both). Validation and decoding stay eager. Off by
+            default: on a CPU the compiling takes minutes and tiny models gain nothing.
         compile_backend: ``torch.compile`` backend of ``compile_layers``.
         max_nonfinite_in_row: stop after this many consecutive non-finite losses.
         wer_delays_ms: delays of the validation WER (default ``[480]``; empty: no WER).

@@ -18,6 +18,11 @@ Order in ``VrtLitModule.configure_model`` (each step wraps what the one before m
 
 Validation and streaming decoding run eager (:func:`eager_if`): they call the layers without
 gradients or with a KV cache, which would compile further variants for little gain.
+
+NOTE: LoRA's dropout inside a compiled layer draws its masks with Inductor's own random kernels:
+other masks than eager's for the same seed, but the same ones again for the same seed (checked on
+a CPU), so a resumed run still repeats its masks. Compiled and eager runs agree exactly only with
+``lora.dropout: 0``.
 """
 
 from __future__ import annotations
@@ -40,10 +45,12 @@ RECOMPILE_LIMIT = 16
 """Compiled variants allowed per code object (PyTorch's default is 8).
 
 NOTE: transformers wraps every ``GradientCheckpointingLayer.forward`` in one shared function, so
-encoder and decoder layers draw on one budget of variants. A LoRA run makes three (the first
-encoder layer gets an input without gradient, later ones one with; the decoder layer) and a
-batch of one utterance three more (size 1 is specialised). Past the limit PyTorch runs the layer
-eager with only a warning, which would silently undo the speed-up.
+encoder and decoder layers draw on one budget of variants. A LoRA run makes up to ten: three on
+short audio (the first encoder layer gets an input without gradient, later ones one with; the
+decoder layer), two more for the encoder once a batch is longer than its 750-frame (15 s)
+attention window (the mask is a tensor instead of ``None``), and the same again for a batch of
+one utterance (size 1 is specialised). Past the limit PyTorch runs the layer eager with only a
+warning, which would silently undo the speed-up (tests/test_train_compile.py counts them).
 """
 
 
@@ -83,7 +90,8 @@ def _graphs_compiled() -> int:
 class CompileTimer(Callback):
     """Logs what compilation costs, on rank 0: the first training step (which compiles the
     layers) against the median of the next ``later_steps``, and any later step that compiled
-    again (a new kind of input, e.g. a batch of one utterance).
+    again (a new kind of input: audio longer than the encoder's 15 s window, or a batch of one
+    utterance; see ``RECOMPILE_LIMIT``).
 
     ``VrtLitModule`` adds it (``configure_callbacks``) when ``compile_layers`` is on. A "step"
     here is one training batch (forward, backward and, unless gradients accumulate, the update).
@@ -119,7 +127,7 @@ class CompileTimer(Callback):
         elif new_graphs:
             say(
                 "compile_layers: step %d compiled %d more graph(s) for a new kind of input "
-                "(%.1f s; a batch of one utterance does this once)",
+                "(%.1f s; once each: audio over 15 s, a batch of one utterance)",
                 trainer.global_step,
                 new_graphs,
                 took,
