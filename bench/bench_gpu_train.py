@@ -353,7 +353,10 @@ def main() -> int:
 
     settings = recipe_settings(args.recipe)  # fails here, before any model, on a bad recipe
     if args.fit_gib and settings.variant() not in args.variants:
-        parser.error(f"--fit-gib fits the variant {settings.name} trains: add it to --variants")
+        parser.error(
+            f"--fit-gib measures the variant {settings.name} trains: add {settings.variant()} "
+            "to --variants"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         if args.tokenizer is None:
             from vrt_finetune.testing import make_test_tokenizer
