@@ -111,7 +111,7 @@ def test_compiled_layers_keep_loss_and_gradients(
 def test_every_kind_of_training_batch_compiles_once_within_the_limit(tokenizer) -> None:
     """Short and long (past the encoder's 15 s window) audio, batches of several and of one:
     each kind compiles once, all of them within ``RECOMPILE_LIMIT`` (past it, layers would run
-    eager without a word). Ten captures: ~35 s."""
+    eager without a word). Ten captures: ~20 s on 2 cores."""
     module = _module(tokenizer, compile_layers=True, compile_backend="eager")
     module.configure_model()
     torch._dynamo.reset()
