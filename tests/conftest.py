@@ -129,7 +129,7 @@ def _demo_base_job(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 def demo_base(_demo_base_job) -> DemoBase:
     """``make demo``'s stages 1-3 exactly (test tokenizer, general shards, base from random init)
     and the base's English WER: the learning proof checks it, the language proof adapts it.
-    About 14 minutes on the 2-core VM, in the background from the session's start; once it is
+    About 12 minutes on the 2-core VM, in the background from the session's start; once it is
     done the session has both cores back."""
     if _demo_base_job is None:
         raise RuntimeError(

@@ -7,7 +7,7 @@ projector and the token embedding, at the served delay 480 ms; English replayed 
 Spanish) → ``vrt-eval``. At 480 ms: Spanish WER from near 100 % to below 25 %, English WER within
 10 points of the base's (its best at the delays it was trained at: it never learnt 480 ms), and
 the median emission latency within one 80 ms frame of the delay. On the 2-core VM: Spanish shards
-85 s (while the base still trains in the background), adaptation 183 s, decoding 40 s.
+75 s (while the base still trains in the background), adaptation 161 s, decoding 34 s.
 """
 
 from __future__ import annotations

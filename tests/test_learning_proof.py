@@ -6,7 +6,7 @@ initialisation (``recipes/train/demo_base.yaml``) → ``vrt-eval`` streaming gre
 held-out sentences; all of it the session's ``demo_base`` fixture, which trains in the background.
 Held-out WER must be below 15 % at 240 and 960 ms, and the median emission latency within one
 80 ms frame of each delay: the check that targets, delay conditioning and decoding agree. The
-fixture's job took 14 minutes on the 2-core VM (shards 123 s, training 671 s, decoding 25 s),
+fixture's job took 12 minutes on the 2-core VM (shards 115 s, training 568 s, decoding 23 s),
 most of it beside the rest of the suite; the test itself only reads its figures.
 """
 
