@@ -56,10 +56,8 @@ class DemoBase:
     """The demo's English base as the slow proofs share it (trained once per session)."""
 
     root: Path
-    """Holds ``tokenizer/``, ``shards/`` (the general sentences) and ``base-model/``."""
-    tokenizer: Path
+    """Holds ``shards/`` (the general sentences), ``base-model/`` and the job's ``job.log``."""
     model: Path
-    n_samples: int
     prep_s: float
     train_s: float
     english: dict
@@ -118,7 +116,7 @@ def _demo_base_job(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     before = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     torch.set_num_threads(1)
     os.environ["OMP_NUM_THREADS"] = "1"
-    yield job, root, tokenizer, before
+    yield job, root, before
     if job.poll() is None:
         job.kill()
     job.wait()
@@ -136,7 +134,7 @@ def demo_base(_demo_base_job) -> DemoBase:
             "a test uses the demo base without the marker: add pytest.mark.demo_base to it "
             "(the base is started before the first test only for marked tests)"
         )
-    job, root, tokenizer, (threads, omp) = _demo_base_job
+    job, root, (threads, omp) = _demo_base_job
     t0 = time.perf_counter()
     (root / "waiting").touch()  # nothing left to run beside it: the job takes both cores
     code = job.wait()
@@ -151,7 +149,4 @@ def demo_base(_demo_base_job) -> DemoBase:
         raise RuntimeError(f"the demo base job failed (exit {code}); its log ends:\n{tail}")
     r = json.loads(result.read_text())
     print(f"demo base: waited {time.perf_counter() - t0:.0f} s for the background job")
-    return DemoBase(
-        root, tokenizer, Path(r["model"]), r["n_samples"], r["prep_s"], r["train_s"],
-        r["english"],
-    )  # fmt: skip
+    return DemoBase(root, Path(r["model"]), r["prep_s"], r["train_s"], r["english"])

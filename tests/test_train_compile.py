@@ -22,7 +22,7 @@ from test_train_data import write_shards
 from test_train_module import _data, _module, _trainer
 
 from vrt_finetune.lit_module import VrtLitModule
-from vrt_finetune.regional_compile import RECOMPILE_LIMIT, CompileTimer
+from vrt_finetune.regional_compile import RECOMPILE_LIMIT, CompileTimer, _graphs_compiled
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -37,10 +37,6 @@ def shards(tokenizer, tmp_path_factory) -> Path:
     write_shards(root, tokenizer, n_shards=2, per_shard=8)
     write_shards(root, tokenizer, n_shards=1, per_shard=3, split="valid", seed=1)
     return root
-
-
-def _graphs() -> int:
-    return int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
 
 
 def _loss_and_grads(module: VrtLitModule, batch: dict) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -93,13 +89,13 @@ def test_compiled_layers_keep_loss_and_gradients(
         modules.append(module)
     rtol, atol = TOLERANCE[backend]
     for i, batch in enumerate(batches):
-        before = _graphs()
+        before = _graphs_compiled()
         loss, grads = _loss_and_grads(modules[0], batch)
         compiled_loss, compiled_grads = _loss_and_grads(modules[1], batch)
         if i == 0:
-            assert _graphs() > before, "nothing was compiled"
+            assert _graphs_compiled() > before, "nothing was compiled"
         else:  # dynamic shapes: a new batch shape reuses the compiled layers
-            assert _graphs() == before, "a new batch shape compiled again"
+            assert _graphs_compiled() == before, "a new batch shape compiled again"
         torch.testing.assert_close(compiled_loss, loss, rtol=rtol, atol=atol)
         assert len(compiled_grads) == len(grads) and any(g.abs().sum() > 0 for g in grads)
         for a, b in zip(compiled_grads, grads, strict=True):
@@ -119,9 +115,9 @@ def test_every_kind_of_training_batch_compiles_once_within_the_limit(tokenizer) 
     graphs = []
     for seconds, again in zip(kinds, [[1.6, 2.2], [16.4, 19.0], [1.2], [17.0]], strict=True):
         for batch_seconds in (seconds, again):
-            before = _graphs()
+            before = _graphs_compiled()
             module.forward_loss(_batch(tokenizer, batch_seconds)).loss.backward()
-            graphs.append(_graphs() - before)
+            graphs.append(_graphs_compiled() - before)
     assert all(graphs[0::2]) and not any(graphs[1::2]), graphs  # new kind: compiles; again: not
     assert sum(graphs) <= RECOMPILE_LIMIT, graphs
 
@@ -134,10 +130,10 @@ def test_fit_logs_compile_time_and_validates_eager(tokenizer, shards: Path, capl
 
     class CountGraphs(L.Callback):
         def on_validation_start(self, trainer, pl_module):
-            self.before = _graphs()
+            self.before = _graphs_compiled()
 
         def on_validation_end(self, trainer, pl_module):
-            graphs_in_validation.append(_graphs() - self.before)
+            graphs_in_validation.append(_graphs_compiled() - self.before)
 
     trainer = _trainer(
         12,
